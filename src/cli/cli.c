@@ -1,0 +1,100 @@
+/* cli.c - shared helpers of the command-line front end. */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int cli_fail(const char *cmd, const ms_error *err) {
+    fprintf(stderr, "moesim %s: error: %s\n", cmd, err->msg[0] ? err->msg : ms_status_name(err->status));
+    return ms_status_exit_code(err->status);
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "moesim %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\ntry 'moesim %s --help'\n", cmd);
+    return 2;
+}
+
+int cli_parse_u64(const char *cmd, const char *opt, const char *s, uint64_t *out) {
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-') return cli_usage(cmd, "%s expects a non-negative integer, got '%s'", opt, s ? s : "");
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end) return cli_usage(cmd, "%s expects a non-negative integer, got '%s'", opt, s);
+    *out = v;
+    return 0;
+}
+
+int cli_parse_u32(const char *cmd, const char *opt, const char *s, uint32_t *out) {
+    uint64_t v;
+    if (cli_parse_u64(cmd, opt, s, &v)) return 2;
+    if (v > UINT32_MAX) return cli_usage(cmd, "%s: %s is too large", opt, s);
+    *out = (uint32_t)v;
+    return 0;
+}
+
+int cli_parse_double(const char *cmd, const char *opt, const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = s && *s ? strtod(s, &end) : 0;
+    if (!s || !*s || errno || *end || !isfinite(v)) return cli_usage(cmd, "%s expects a number, got '%s'", opt, s ? s : "");
+    *out = v;
+    return 0;
+}
+
+int cli_parse_format(const char *cmd, const char *s, cli_format *out) {
+    if (strcmp(s, "table") == 0) *out = CLI_TABLE;
+    else if (strcmp(s, "json") == 0) *out = CLI_JSON;
+    else if (strcmp(s, "csv") == 0) *out = CLI_CSV;
+    else return cli_usage(cmd, "--format must be table, json or csv, got '%s'", s);
+    return 0;
+}
+
+void cli_progress_init(cli_progress *p, const char *label, int mode) {
+    p->label = label;
+    p->enabled = mode > 0 || (mode == 0 && isatty(STDERR_FILENO));
+    p->start = ms_now();
+    p->last_draw = 0;
+}
+
+void cli_progress_fn(void *ctx, uint64_t done, uint64_t total) {
+    cli_progress *p = ctx;
+    if (!p || !p->enabled) return;
+    double now = ms_now();
+    if (done < total && now - p->last_draw < 0.1) return;
+    p->last_draw = now;
+    double frac = total ? (double)done / (double)total : 1.0;
+    double elapsed = now - p->start;
+    double eta = frac > 0 ? elapsed * (1.0 - frac) / frac : 0;
+    int width = 30, fill = (int)(frac * width);
+    char bar[31];
+    for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+    bar[width] = '\0';
+    fprintf(stderr, "\r%-10s [%s] %3d%% %llu/%llu  %.1fs elapsed, ETA %.1fs ", p->label, bar,
+            (int)(frac * 100), (unsigned long long)done, (unsigned long long)total, elapsed, eta);
+    fflush(stderr);
+}
+
+void cli_progress_done(cli_progress *p) {
+    if (p->enabled && p->last_draw > 0) fprintf(stderr, "\n");
+}
+
+int cli_open_output(const char *cmd, const char *path, ms_afile *f) {
+    ms_error err = {0};
+    if (ms_afile_open(f, path ? path : "-", &err) != MS_OK) return cli_fail(cmd, &err);
+    return 0;
+}
+
+int cli_commit_output(const char *cmd, ms_afile *f) {
+    ms_error err = {0};
+    if (ms_afile_commit(f, &err) != MS_OK) return cli_fail(cmd, &err);
+    return 0;
+}

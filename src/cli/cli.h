@@ -1,0 +1,48 @@
+/* cli.h - what the moesim command-line front end shares between commands.
+ *
+ * Each command lives in cmd_<name>.c as `int cmd_<name>(int argc, char **argv)`
+ * (argv[0] is the command name) and is listed in main.c. Commands only parse
+ * options, call libmoesim and print; exit 0 success, 2 bad input or usage,
+ * 1 internal error. */
+#ifndef MOESIM_CLI_H
+#define MOESIM_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "moesim/common.h"
+
+typedef enum cli_format { CLI_TABLE = 0, CLI_JSON, CLI_CSV } cli_format;
+
+/* Prints "moesim CMD: error: MSG" to stderr; returns the exit code for err. */
+int cli_fail(const char *cmd, const ms_error *err);
+/* Prints a usage error plus "try 'moesim CMD --help'"; returns 2. */
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Option value parsers: return 0 on success, else print a usage error and
+ * return 2. Values must be complete numbers within range. */
+int cli_parse_u32(const char *cmd, const char *opt, const char *s, uint32_t *out);
+int cli_parse_u64(const char *cmd, const char *opt, const char *s, uint64_t *out);
+int cli_parse_double(const char *cmd, const char *opt, const char *s, double *out);
+int cli_parse_format(const char *cmd, const char *s, cli_format *out);
+
+/* A progress bar with ETA on stderr, drawn only when stderr is a terminal
+ * (or forced with --progress) and not --quiet. Use cli_progress_fn as an
+ * ms_progress_fn with the struct as context. */
+typedef struct cli_progress {
+    const char *label;
+    bool enabled;
+    double start;
+    double last_draw;
+} cli_progress;
+
+void cli_progress_init(cli_progress *p, const char *label, int mode /* -1 quiet, 0 auto, 1 force */);
+void cli_progress_fn(void *ctx, uint64_t done, uint64_t total);
+void cli_progress_done(cli_progress *p);
+
+/* Opens -o FILE (or stdout when NULL or "-") atomically. */
+int cli_open_output(const char *cmd, const char *path, ms_afile *f);
+/* Commits; returns the exit code. */
+int cli_commit_output(const char *cmd, ms_afile *f);
+
+#endif

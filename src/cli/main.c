@@ -1,0 +1,47 @@
+/* main.c - `moesim <command> [options]`: dispatch to the commands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/commands.h"
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"info", cmd_info, "what a trace holds: requests, tokens, layers, experts, top-k, dtype, bytes"},
+    {"stats", cmd_stats, "expert load statistics per layer: skew, windows, co-activation"},
+    {"gen", cmd_gen, "write a synthetic routing trace (model presets, or fitted to a real trace)"},
+};
+
+static void usage(FILE *fp) {
+    fprintf(fp, "moesim %s - place, replicate and route MoE experts; simulate what it costs\n\n"
+                "usage: moesim <command> [options]   (moesim <command> --help for details)\n\ncommands:\n",
+            MS_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(fp, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(fp, "\nexit status: 0 success, 2 bad input or usage, 1 internal error\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("moesim %s\n", MS_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "moesim: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
