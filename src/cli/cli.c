@@ -98,3 +98,19 @@ int cli_commit_output(const char *cmd, ms_afile *f) {
     if (ms_afile_commit(f, &err) != MS_OK) return cli_fail(cmd, &err);
     return 0;
 }
+
+int cli_load_trace(const char *cmd, char **paths, int n, const cli_trace_opts *o, ms_trace **out) {
+    cli_progress bar;
+    cli_progress_init(&bar, "loading", o->progress);
+    ms_trace_load_opts lo = {.n_experts = o->n_experts, .threads = o->threads,
+                             .progress = cli_progress_fn, .progress_ctx = &bar};
+    ms_error err = {0};
+    ms_status st = ms_trace_load((const char *const *)paths, (size_t)n, &lo, out, &err);
+    cli_progress_done(&bar);
+    if (st != MS_OK) return cli_fail(cmd, &err);
+    if ((*out)->n_short_rows && o->progress >= 0)
+        fprintf(stderr, "moesim %s: note: %llu request(s) have one routed row fewer than prompt + output "
+                        "(the last generated token was never fed back)\n",
+                cmd, (unsigned long long)(*out)->n_short_rows);
+    return 0;
+}

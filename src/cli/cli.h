@@ -46,3 +46,16 @@ int cli_open_output(const char *cmd, const char *path, ms_afile *f);
 int cli_commit_output(const char *cmd, ms_afile *f);
 
 #endif
+
+#include "moesim/trace.h"
+
+/* Options every command that reads a trace understands. */
+typedef struct cli_trace_opts {
+    uint32_t n_experts;   /* --experts N (0 = from the files) */
+    int threads;          /* --threads N (0 = all cores) */
+    int progress;         /* -1 --quiet, 0 auto, 1 --progress */
+} cli_trace_opts;
+
+/* Loads paths[0..n) as one trace with a progress bar; prints the error and
+ * returns its exit code on failure, 0 on success. */
+int cli_load_trace(const char *cmd, char **paths, int n, const cli_trace_opts *o, ms_trace **out);
