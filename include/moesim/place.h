@@ -51,41 +51,70 @@ typedef struct ms_placement {
     /* metadata */
     char algorithm[48];
     char params[512];       /* free text / JSON of the parameters used */
-    double objective;       /* the algorithm's own objective (NAN if none) */
-    double lower_bound;     /* LP/analytic lower bound on max device load (NAN if none) */
-    double runtime_s;
+    double objective;       /* the algorithm's own objective; ms_place_run sets it, when the
+                               algorithm leaves NAN, to the mean over layers of the maximum
+                               device load (ms_placement_max_device_load) (NAN if none) */
+    double lower_bound;     /* mean over layers of layer_bound (NAN if none): comparable
+                               with objective */
+    double *layer_bound;    /* [n_layers] lower bound on each layer's max device load, or
+                               NULL when unknown (ms_place_run fills it; JSON keeps it) */
+    double runtime_s;       /* seconds the algorithm itself ran */
     uint64_t trace_digest;  /* digest of the input trace/loads (0 if none) */
 } ms_placement;
 
-/* A placement with every slot empty (-1). Fails MS_E_INPUT on a bad cluster,
- * MS_E_NOMEM. */
+/* A placement with every slot empty (-1), log2phy/logcnt/layer_bound NULL,
+ * objective/lower_bound NAN. Fails MS_E_INPUT on a bad cluster, n_layers or
+ * n_routed of 0, or n_routed > 2^24; MS_E_NOMEM. */
 ms_status ms_placement_new(uint32_t n_layers, const ms_cluster *c, uint32_t n_routed, bool has_shared,
                            ms_placement **out, ms_error *err);
 void ms_placement_free(ms_placement *p);
 ms_status ms_placement_clone(const ms_placement *p, ms_placement **out, ms_error *err);
 
 /* Rebuilds log2phy / logcnt / max_replicas from phy2log (replicas in
- * ascending slot order). MS_E_NOMEM. */
+ * ascending slot order; max_replicas is at least 1). Ids outside
+ * [0, n_logical) are skipped (ms_placement_check reports them). MS_E_NOMEM,
+ * also when the padded log2phy would exceed 2^30 entries. */
 ms_status ms_placement_index(ms_placement *p, ms_error *err);
 
 /* Checks the invariants: ids in [-1, n_logical), every logical expert has at
- * least one slot in every layer, log2phy/logcnt agree with phy2log. Fails
- * MS_E_INPUT with a message naming the layer and expert or slot. */
+ * least one slot in every layer, and (when log2phy is not NULL) log2phy/logcnt
+ * agree with phy2log: each expert's first logcnt entries are distinct slots
+ * holding it, in any order, logcnt equals its slot count, the rest is -1.
+ * Fails MS_E_INPUT with a message naming the layer and expert or slot;
+ * MS_E_NOMEM. */
 ms_status ms_placement_check(const ms_placement *p, ms_error *err);
 
-/* JSON (moesim's own format): devices, rows, cols, slots_per_device, layers,
- * routed_experts, shared_expert, phy2log, log2phy, logcnt, metadata{...}.
- * Written atomically; read back with every invariant checked. */
+/* JSON (moesim's own format): format "moesim-placement", version 1, devices,
+ * rows, cols, slots_per_device, layers, routed_experts, shared_expert,
+ * logical_experts, max_replicas, phy2log, log2phy, logcnt (one line per
+ * layer), metadata{algorithm, params, objective, lower_bound, layer_bound,
+ * runtime_s, trace_digest} (NAN -> null, digest as a hex string). Checks the
+ * invariants first (MS_E_INPUT) and writes atomically ("-" = stdout; MS_E_IO).
+ * The same placement always gives the same bytes. */
 ms_status ms_placement_write_json(const ms_placement *p, const char *path, ms_error *err);
-/* Reads moesim's JSON, SGLang's {"physical_to_logical_map": ...} (needs
- * cluster and n_routed from the caller: pass c/n_routed, 0 = infer) or the
- * peer's (moe-balance) placement.json (expert id -> [{device,row,col,slot}]).
- * The format is detected from the content. */
+/* Reads moesim's JSON, SGLang's {"physical_to_logical_map": ...} or the
+ * peer's (moe-balance) placement.json (expert id -> [{device,row,col,slot}],
+ * one layer). The format is detected from the content.
+ *  - c: NULL (or all zero) = infer; otherwise the cluster the file must match.
+ *    moesim JSON carries its own cluster (checked against c when given).
+ *    SGLang: inferred as 1 row x N columns x 1 slot (N = slots per layer).
+ *    peer: rows/cols/slots = largest row/col/slot + 1.
+ *  - n_routed: 0 = infer (largest id + 1, no shared expert); otherwise the
+ *    routed expert count, and id n_routed, if present, is the shared expert.
+ * Replicas keep the file's order in log2phy (moesim: its log2phy; peer: the
+ * listed order, so instances are numbered expert-major as the peer does;
+ * SGLang: ascending slots). Fails MS_E_IO if unreadable, MS_E_INPUT (naming
+ * the file and the offending field) on anything malformed or inconsistent. */
 ms_status ms_placement_read_json(const char *path, const ms_cluster *c, uint32_t n_routed,
                                  ms_placement **out, ms_error *err);
-/* SGLang's --init-expert-location file. */
+/* SGLang's --init-expert-location file: {"physical_to_logical_map": [[...]
+ * per layer]} (the shared expert, when modelled, appears as id n_routed).
+ * MS_E_INPUT when a slot is empty (SGLang needs every slot filled); MS_E_IO. */
 ms_status ms_placement_write_sglang(const ms_placement *p, const char *path, ms_error *err);
-/* The peer's placement.json for one layer. */
+/* The peer's placement.json for one layer, formatted as Python's
+ * json.dump(indent=2): keys "0".."n_logical-1" ascending, each expert's
+ * replicas in log2phy order as {device, row, col, slot}. Needs an indexed
+ * placement. MS_E_INPUT for a layer out of range; MS_E_IO. */
 ms_status ms_placement_write_peer(const ms_placement *p, uint32_t layer, const char *path, ms_error *err);
 
 /* ------------------------------------------------------- algorithms */
@@ -105,9 +134,24 @@ typedef struct ms_place_opts {
     double time_limit_s;       /* ilp / search */
     uint64_t seed;
     int threads;
+    /* The shared expert's load per layer (every token chooses it). With a
+     * trace (stats given) it is the layer's token count. With loads only:
+     * shared_load when >= 0; else row sum / top_k when top_k > 0 (exact for
+     * token-count loads); else the layer's largest routed load (a lower bound
+     * on the token count: each token picks an expert at most once). */
+    double shared_load;        /* default -1 (derive) */
+    uint32_t top_k;            /* default 0 (unknown) */
+    /* Ask ms_place_lower_bound (GLPK's LP relaxation) for each layer's bound
+     * besides the analytic one. Default true; the LP can take long on large
+     * instances, so callers that run placements in loops turn it off. */
+    bool lp_bound;
 } ms_place_opts;
 
-/* Sets every option to its documented default. */
+/* Sets every option to its documented default: algo "eplb", cluster 0x0x0
+ * (must be set), no shared expert, shared_replicas 0 (= one per row),
+ * redundant UINT32_MAX (fill every free slot), groups 0 (global), axis 'r',
+ * hot_n 0 (algorithm's default), tail_alpha 2.0, coact_weight 1.0,
+ * time_limit_s 10, seed 0, threads 0 (all), shared_load -1, top_k 0, lp_bound true. */
 void ms_place_opts_default(ms_place_opts *o);
 
 /* What a placement algorithm may look at: mean loads always; per-window loads
@@ -118,9 +162,20 @@ typedef struct ms_place_input {
     uint64_t digest;
 } ms_place_input;
 
-/* Runs opts->algo for every layer. MS_E_INPUT for an unknown algorithm, a
- * slot budget too small for the experts (slots < experts + shared replicas),
- * or options that make no sense; MS_E_UNSUPPORTED for ilp without GLPK. */
+/* Runs opts->algo for every layer. The shared expert's replicas (when
+ * opts->shared_expert) are reserved first by moe-balance's rule: replica i at
+ * row i mod rows, column i mod cols, in that device's lowest free slot. Then
+ * the algorithm fills the rest; the result is indexed, checked, timed
+ * (runtime_s) and given metadata: algorithm, params (JSON text), trace_digest,
+ * objective (see ms_placement), layer_bound/lower_bound: per layer the larger
+ * of the LP bound (ms_place_lower_bound, when opts->lp_bound and it gives a
+ * number; computed before the algorithm runs) and the analytic
+ * bound max(total load / devices, max routed load / min(devices, extra + 1),
+ * largest shared-expert load on one device), extra = replicas beyond one per
+ * expert the budget allows. MS_E_INPUT for an unknown algorithm, a slot budget
+ * too small for the experts (slots < experts + shared replicas), loads and
+ * stats that disagree, or options that make no sense; MS_E_UNSUPPORTED for an
+ * algorithm this build lacks (ilp without GLPK). */
 ms_status ms_place_run(const ms_place_input *in, const ms_place_opts *opts, ms_placement **out,
                        ms_error *err);
 
@@ -128,8 +183,18 @@ ms_status ms_place_run(const ms_place_input *in, const ms_place_opts *opts, ms_p
 const char *const *ms_place_algorithms(void);
 
 /* Maximum over devices of summed load in `layer` when every expert's load is
- * split evenly over its replicas (EPLB's own measure). Cannot fail. */
+ * split evenly over its replicas (EPLB's own measure). loads has n_routed
+ * columns (the shared expert then counts 0) or n_logical columns (column
+ * n_routed is the shared expert's load). Needs an indexed placement; returns
+ * NAN when layer is out of range or the shapes disagree. Cannot fail. */
 double ms_placement_max_device_load(const ms_placement *p, const ms_loads *loads, uint32_t layer);
+
+/* The loads the algorithms see: in->loads with, when opts->shared_expert, a
+ * column n_routed appended holding the shared expert's load per layer (see
+ * ms_place_opts.shared_load). MS_E_INPUT when stats and loads disagree in
+ * shape; MS_E_NOMEM. */
+ms_status ms_place_effective_loads(const ms_place_input *in, const ms_place_opts *opts, ms_loads **out,
+                                   ms_error *err);
 
 #ifdef __cplusplus
 }

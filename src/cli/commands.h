@@ -5,5 +5,6 @@
 int cmd_info(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
+int cmd_place(int argc, char **argv);
 
 #endif

@@ -15,6 +15,7 @@ static const command commands[] = {
     {"info", cmd_info, "what a trace holds: requests, tokens, layers, experts, top-k, dtype, bytes"},
     {"stats", cmd_stats, "expert load statistics per layer: skew, windows, co-activation"},
     {"gen", cmd_gen, "write a synthetic routing trace (model presets, or fitted to a real trace)"},
+    {"place", cmd_place, "place and replicate experts on a device grid: eplb, replicate, balance, ilp, ..."},
 };
 
 static void usage(FILE *fp) {

@@ -1,0 +1,354 @@
+/* cmd_place.c - moesim place: compute a placement of experts on a device grid. */
+#include <getopt.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/commands.h"
+#include "moesim/place.h"
+#include "moesim/stats.h"
+#include "moesim/trace.h"
+
+static const char *usage_text =
+    "usage: moesim place TRACE... | --loads FILE.csv  --algo A --rows R --cols C --slots S [options]\n"
+    "\n"
+    "Decides, per MoE layer, which logical experts (and how many replicas of each) sit in\n"
+    "which slot of which device of a rows x cols grid (a row is a node), slots per device\n"
+    "each. Prints per layer the maximum device load (every expert's load split evenly over\n"
+    "its replicas), the mean device load, balancedness = mean / max, and a lower bound on\n"
+    "the maximum any placement with this slot budget can reach; -o writes the placement.\n"
+    "\n"
+    "input (one of):\n"
+    "  TRACE...           routing trace: directory of per-request .npz, or .npz files;\n"
+    "                     loads are the expert token counts of --phase\n"
+    "  --loads FILE.csv   load matrix: one line per layer, one column per routed expert\n"
+    "\n"
+    "algorithms (--algo, default eplb):\n"
+    "  contiguous     expert e on device e / ceil(E / devices), slots in order; no replicas\n"
+    "  round-robin    expert e on device e mod devices; no replicas\n"
+    "  pair           sort by load, longest-processing-time packing with equal slot counts\n"
+    "                 per device (hottest paired with coldest); no replicas\n"
+    "  replicate      give the free slots one by one to the expert with the highest load\n"
+    "                 per replica (at most one replica per device), then pack as pair,\n"
+    "                 replicas of one expert on distinct devices\n"
+    "  eplb           DeepSeek's EPLB, output-identical to its reference: hierarchical\n"
+    "                 (groups to nodes, replicate within a node, pack to GPUs) when --groups\n"
+    "                 is a multiple of --rows, global otherwise; fills every slot\n"
+    "  one-per-gpu    at most one expert per device per layer, topology-aware\n"
+    "  tail           replicas sized by the tail of the per-window load (mean +\n"
+    "                 alpha*std, or p95), then packed (needs a trace for windows)\n"
+    "  coact          row-aware: experts chosen together share a row, replicas spread\n"
+    "                 over rows, experts that peak together kept apart (needs a trace)\n"
+    "  balance        moe-balance: each replica to the least-loaded row (--axis) then\n"
+    "                 the least-loaded device in it\n"
+    "  balance-coact  balance, penalising devices holding co-activated experts\n"
+    "  hot-tier       spread the --hot-n hottest experts' replicas over an axis first,\n"
+    "                 then place the rest as balance\n"
+    "  greedy-cost    replicas one by one where modelled dispatch+compute+combine grows least\n"
+    "  ilp            exact integer program with GLPK for small instances (--time-limit)\n"
+    "\n"
+    "cluster and budget:\n"
+    "  --rows R --cols C --slots S   grid and expert slots per device (required)\n"
+    "  --groups G         expert groups for eplb's hierarchical policy (default 0: global)\n"
+    "  --redundant N      routed replicas beyond one per expert (replicating algorithms;\n"
+    "                     default: fill every free slot)\n"
+    "  --shared-expert    model the shared expert as logical id E (every token chooses it);\n"
+    "                     its replicas are placed first: replica i at row i mod R,\n"
+    "                     column i mod C, in that device's lowest free slot\n"
+    "  --shared-replicas N   shared expert replicas (default: one per row)\n"
+    "  --shared-load X    the shared expert's load per layer. With a TRACE it is the\n"
+    "                     layer's token count. With --loads: X if given, else row sum / K\n"
+    "                     with --top-k K (exact for token-count loads), else the layer's\n"
+    "                     largest routed load (a lower bound on its token count, since each\n"
+    "                     token picks an expert at most once)\n"
+    "  --top-k K          experts per token of the loads CSV (see --shared-load)\n"
+    "\n"
+    "algorithm options:\n"
+    "  --axis row|col     balance, balance-coact, hot-tier (default row)\n"
+    "  --hot-n N          hot-tier: hottest experts spread first (default: algorithm's)\n"
+    "  --tail-alpha X     tail: mean + X * std; negative = p95 (default 2)\n"
+    "  --coact-weight X   coact, balance-coact penalty weight (default 1)\n"
+    "  --time-limit S     seconds for ilp (default 10)\n"
+    "  --seed N           seed for randomised algorithms (default 0)\n"
+    "  --threads N        worker threads (default: all cores)\n"
+    "  --no-lp-bound      report only the analytic lower bound, max(total / devices,\n"
+    "                     max load / most replicas it can have, shared load per device),\n"
+    "                     not GLPK's LP relaxation (which can be slow on large grids)\n"
+    "\n"
+    "trace options:\n"
+    "  --phase P          all (default), prefill or decode rows\n"
+    "  --window N         tokens per statistics window (default 1024)\n"
+    "  --experts N        routed experts per layer (default: from the files)\n"
+    "  --quiet / --progress   progress bar never / always\n"
+    "\n"
+    "output:\n"
+    "  --format F         summary as table (default), json or csv on stdout\n"
+    "  -o FILE            write the placement as moesim JSON (atomically)\n"
+    "  --sglang FILE      write SGLang's --init-expert-location file\n"
+    "                     ({\"physical_to_logical_map\": ...}; every slot must be filled)\n"
+    "  --peer FILE        write moe-balance's placement.json for one layer (--layer L,\n"
+    "                     default 0 when there is one layer)\n"
+    "\n"
+    "exit status: 0 success, 2 bad input or usage, 1 internal error\n"
+    "\n"
+    "examples:\n"
+    "  moesim place --loads weight.csv --algo eplb --rows 2 --cols 4 --slots 2 --groups 4\n"
+    "  moesim place ../shared/data/deepseek-v2-lite-puffin --algo replicate --rows 2 \\\n"
+    "      --cols 8 --slots 6 -o placement.json --peer l10.json --layer 10\n";
+
+enum {
+    O_LOADS = 256, O_ALGO, O_ROWS, O_COLS, O_SLOTS, O_GROUPS, O_SHARED, O_SHARED_REPL, O_SHARED_LOAD, O_TOPK,
+    O_REDUNDANT, O_SEED, O_TIME, O_FORMAT, O_SGLANG, O_PEER, O_LAYER, O_AXIS, O_HOTN, O_TAIL, O_COACTW,
+    O_THREADS, O_PHASE, O_WINDOW, O_EXPERTS, O_QUIET, O_PROGRESS, O_NO_LP
+};
+
+static void summary_row(double mx, double mean, double lb, double *cols) {
+    cols[0] = mx;
+    cols[1] = mean;
+    cols[2] = mx > 0 ? mean / mx : 1.0;
+    cols[3] = lb;
+}
+
+static int write_summary(const ms_placement *p, const ms_loads *eff, cli_format fmt, FILE *fp) {
+    uint32_t devs = ms_cluster_devices(&p->cluster);
+    const ms_cluster *c = &p->cluster;
+    double *rows = ms_alloc_array((size_t)4 * p->n_layers, sizeof(double), NULL);
+    if (!rows) return 1;
+    double sum_max = 0, sum_mean = 0, sum_lb = 0;
+    for (uint32_t l = 0; l < p->n_layers; l++) {
+        double tot = 0;
+        for (uint32_t e = 0; e < eff->n_experts; e++) tot += eff->w[(size_t)l * eff->n_experts + e];
+        double lb = p->layer_bound ? p->layer_bound[l] : NAN;
+        summary_row(ms_placement_max_device_load(p, eff, l), tot / devs, lb, rows + 4 * l);
+        sum_max += rows[4 * l];
+        sum_mean += rows[4 * l + 1];
+        sum_lb += lb;
+    }
+    double n = p->n_layers;
+    if (fmt == CLI_JSON) {
+        json_t *o = json_object(), *arr = json_array();
+        json_object_set_new(o, "algorithm", json_string(p->algorithm));
+        json_object_set_new(o, "rows", json_integer(c->rows));
+        json_object_set_new(o, "cols", json_integer(c->cols));
+        json_object_set_new(o, "slots_per_device", json_integer(c->slots_per_device));
+        json_object_set_new(o, "layers", json_integer(p->n_layers));
+        json_object_set_new(o, "routed_experts", json_integer(p->n_routed));
+        json_object_set_new(o, "shared_expert", json_boolean(p->has_shared));
+        json_object_set_new(o, "max_load_mean", json_real(sum_max / n));
+        json_object_set_new(o, "balancedness_mean", json_real(sum_max > 0 ? sum_mean / sum_max : 1.0));
+        json_object_set_new(o, "lower_bound_mean", isfinite(sum_lb) ? json_real(sum_lb / n) : json_null());
+        json_object_set_new(o, "objective", isfinite(p->objective) ? json_real(p->objective) : json_null());
+        json_object_set_new(o, "runtime_s", json_real(p->runtime_s));
+        for (uint32_t l = 0; l < p->n_layers; l++) {
+            double *r = rows + 4 * l;
+            json_array_append_new(arr, json_pack("{s:i, s:f, s:f, s:f, s:o}", "layer", (int)l, "max_load", r[0],
+                                                 "mean_load", r[1], "balancedness", r[2], "lower_bound",
+                                                 isfinite(r[3]) ? json_real(r[3]) : json_null()));
+        }
+        json_object_set_new(o, "per_layer", arr);
+        json_dumpf(o, fp, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+        fputc('\n', fp);
+        json_decref(o);
+    } else if (fmt == CLI_CSV) {
+        fputs("layer,max_load,mean_load,balancedness,lower_bound\n", fp);
+        for (uint32_t l = 0; l < p->n_layers; l++) {
+            double *r = rows + 4 * l;
+            fprintf(fp, "%u,%.10g,%.10g,%.10g,%.10g\n", l, r[0], r[1], r[2], r[3]);
+        }
+    } else {
+        fprintf(fp, "placement: %s on %ux%u devices x %u slots (%u slots), %u routed experts%s, %u layers\n",
+                p->algorithm, c->rows, c->cols, c->slots_per_device, p->n_phys, p->n_routed,
+                p->has_shared ? " + shared" : "", p->n_layers);
+        fprintf(fp, "%6s %14s %14s %13s %14s %9s\n", "layer", "max_load", "mean_load", "balancedness", "lower_bound",
+                "max/bound");
+        for (uint32_t l = 0; l < p->n_layers; l++) {
+            double *r = rows + 4 * l;
+            fprintf(fp, "%6u %14.6g %14.6g %13.4f %14.6g %9.4f\n", l, r[0], r[1], r[2], r[3], r[3] > 0 ? r[0] / r[3] : NAN);
+        }
+        fprintf(fp, "%6s %14.6g %14.6g %13.4f %14.6g %9.4f\n", "mean", sum_max / n, sum_mean / n,
+                sum_max > 0 ? sum_mean / sum_max : 1.0, sum_lb / n, sum_lb > 0 ? sum_max / sum_lb : NAN);
+        fprintf(fp, "runtime: %.3f ms\n", p->runtime_s * 1e3);
+    }
+    ms_free(rows);
+    return 0;
+}
+
+int cmd_place(int argc, char **argv) {
+    static const struct option longopts[] = {
+        {"loads", required_argument, 0, O_LOADS},        {"algo", required_argument, 0, O_ALGO},
+        {"rows", required_argument, 0, O_ROWS},          {"cols", required_argument, 0, O_COLS},
+        {"slots", required_argument, 0, O_SLOTS},        {"groups", required_argument, 0, O_GROUPS},
+        {"shared-expert", no_argument, 0, O_SHARED},     {"shared-replicas", required_argument, 0, O_SHARED_REPL},
+        {"shared-load", required_argument, 0, O_SHARED_LOAD}, {"top-k", required_argument, 0, O_TOPK},
+        {"redundant", required_argument, 0, O_REDUNDANT}, {"seed", required_argument, 0, O_SEED},
+        {"time-limit", required_argument, 0, O_TIME},    {"format", required_argument, 0, O_FORMAT},
+        {"sglang", required_argument, 0, O_SGLANG},      {"peer", required_argument, 0, O_PEER},
+        {"layer", required_argument, 0, O_LAYER},        {"axis", required_argument, 0, O_AXIS},
+        {"hot-n", required_argument, 0, O_HOTN},         {"tail-alpha", required_argument, 0, O_TAIL},
+        {"coact-weight", required_argument, 0, O_COACTW}, {"threads", required_argument, 0, O_THREADS},
+        {"phase", required_argument, 0, O_PHASE},        {"window", required_argument, 0, O_WINDOW},
+        {"experts", required_argument, 0, O_EXPERTS},    {"quiet", no_argument, 0, O_QUIET},
+        {"progress", no_argument, 0, O_PROGRESS},        {"no-lp-bound", no_argument, 0, O_NO_LP},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *cmd = "place";
+    ms_place_opts o;
+    ms_place_opts_default(&o);
+    const char *loads_path = NULL, *outpath = NULL, *sglang = NULL, *peer = NULL;
+    cli_format fmt = CLI_TABLE;
+    uint32_t layer = UINT32_MAX, u32 = 0;
+    bool have_rows = false, have_cols = false, have_slots = false, have_sr = false;
+    cli_trace_opts to = {0};
+    ms_stats_opts so;
+    ms_stats_opts_default(&so);
+    ms_error err = {0};
+    int ch;
+    opterr = 0;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
+        switch (ch) {
+        case O_LOADS: loads_path = optarg; break;
+        case O_ALGO: o.algo = optarg; break;
+        case O_ROWS: if (cli_parse_u32(cmd, "--rows", optarg, &o.cluster.rows)) return 2; have_rows = true; break;
+        case O_COLS: if (cli_parse_u32(cmd, "--cols", optarg, &o.cluster.cols)) return 2; have_cols = true; break;
+        case O_SLOTS:
+            if (cli_parse_u32(cmd, "--slots", optarg, &o.cluster.slots_per_device)) return 2;
+            have_slots = true;
+            break;
+        case O_GROUPS: if (cli_parse_u32(cmd, "--groups", optarg, &o.groups)) return 2; break;
+        case O_SHARED: o.shared_expert = true; break;
+        case O_SHARED_REPL:
+            if (cli_parse_u32(cmd, "--shared-replicas", optarg, &o.shared_replicas)) return 2;
+            if (o.shared_replicas == 0) return cli_usage(cmd, "--shared-replicas must be at least 1");
+            have_sr = true;
+            break;
+        case O_SHARED_LOAD:
+            if (cli_parse_double(cmd, "--shared-load", optarg, &o.shared_load)) return 2;
+            if (o.shared_load < 0) return cli_usage(cmd, "--shared-load must be >= 0");
+            break;
+        case O_TOPK:
+            if (cli_parse_u32(cmd, "--top-k", optarg, &o.top_k)) return 2;
+            if (o.top_k == 0) return cli_usage(cmd, "--top-k must be at least 1");
+            break;
+        case O_REDUNDANT:
+            if (cli_parse_u32(cmd, "--redundant", optarg, &o.redundant)) return 2;
+            if (o.redundant == UINT32_MAX) return cli_usage(cmd, "--redundant %s is too large", optarg);
+            break;
+        case O_SEED: if (cli_parse_u64(cmd, "--seed", optarg, &o.seed)) return 2; break;
+        case O_TIME:
+            if (cli_parse_double(cmd, "--time-limit", optarg, &o.time_limit_s)) return 2;
+            if (o.time_limit_s <= 0) return cli_usage(cmd, "--time-limit must be positive");
+            break;
+        case O_FORMAT: if (cli_parse_format(cmd, optarg, &fmt)) return 2; break;
+        case 'o': outpath = optarg; break;
+        case O_SGLANG: sglang = optarg; break;
+        case O_PEER: peer = optarg; break;
+        case O_LAYER: if (cli_parse_u32(cmd, "--layer", optarg, &layer)) return 2; break;
+        case O_AXIS:
+            if (strcmp(optarg, "row") == 0 || strcmp(optarg, "r") == 0) o.axis = 'r';
+            else if (strcmp(optarg, "col") == 0 || strcmp(optarg, "c") == 0) o.axis = 'c';
+            else return cli_usage(cmd, "--axis must be row or col, got '%s'", optarg);
+            break;
+        case O_HOTN: if (cli_parse_u32(cmd, "--hot-n", optarg, &o.hot_n)) return 2; break;
+        case O_TAIL: if (cli_parse_double(cmd, "--tail-alpha", optarg, &o.tail_alpha)) return 2; break;
+        case O_COACTW:
+            if (cli_parse_double(cmd, "--coact-weight", optarg, &o.coact_weight)) return 2;
+            if (o.coact_weight < 0) return cli_usage(cmd, "--coact-weight must be >= 0");
+            break;
+        case O_THREADS:
+            if (cli_parse_u32(cmd, "--threads", optarg, &u32)) return 2;
+            if (u32 > 4096) return cli_usage(cmd, "--threads %s is too large", optarg);
+            o.threads = to.threads = so.threads = (int)u32;
+            break;
+        case O_PHASE:
+            if (ms_phase_parse(optarg, &so.phase, &err) != MS_OK) return cli_usage(cmd, "%s", err.msg);
+            break;
+        case O_WINDOW: if (cli_parse_u32(cmd, "--window", optarg, &so.window)) return 2; break;
+        case O_EXPERTS: if (cli_parse_u32(cmd, "--experts", optarg, &to.n_experts)) return 2; break;
+        case O_QUIET: to.progress = -1; break;
+        case O_PROGRESS: to.progress = 1; break;
+        case O_NO_LP: o.lp_bound = false; break;
+        case 'h': fputs(usage_text, stdout); return 0;
+        default: return cli_usage(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    int n_traces = argc - optind;
+    if (loads_path && n_traces > 0) return cli_usage(cmd, "give either a TRACE or --loads, not both");
+    if (!loads_path && n_traces == 0) return cli_usage(cmd, "no input: give a TRACE or --loads FILE.csv");
+    if (!have_rows || !have_cols || !have_slots) return cli_usage(cmd, "--rows, --cols and --slots are required");
+    if (have_sr && !o.shared_expert) return cli_usage(cmd, "--shared-replicas needs --shared-expert");
+    bool known = false;
+    for (const char *const *a = ms_place_algorithms(); *a; a++) known |= strcmp(*a, o.algo) == 0;
+    if (!known) return cli_usage(cmd, "unknown algorithm '%s' (see --help)", o.algo);
+    if (!peer && layer != UINT32_MAX) return cli_usage(cmd, "--layer goes with --peer");
+
+    ms_trace *trace = NULL;
+    ms_stats *stats = NULL;
+    ms_loads *loads = NULL, *eff = NULL;
+    ms_placement *p = NULL;
+    int rc = 0;
+    ms_place_input in = {0};
+    if (loads_path) {
+        if (ms_loads_read_csv(loads_path, &loads, &err) != MS_OK) {
+            rc = cli_fail(cmd, &err);
+            goto out;
+        }
+    } else {
+        if ((rc = cli_load_trace(cmd, argv + optind, n_traces, &to, &trace))) goto out;
+        so.coact = strcmp(o.algo, "coact") == 0 || strcmp(o.algo, "balance-coact") == 0;
+        if (ms_stats_compute(trace, &so, &stats, &err) != MS_OK || ms_stats_to_loads(stats, &loads, &err) != MS_OK) {
+            rc = cli_fail(cmd, &err);
+            goto out;
+        }
+        in.stats = stats;
+        in.digest = trace->digest;
+    }
+    in.loads = loads;
+    if (peer && layer == UINT32_MAX) {
+        if (loads->n_layers != 1) {
+            rc = cli_usage(cmd, "--peer writes one layer: give --layer L (the input has %u layers)", loads->n_layers);
+            goto out;
+        }
+        layer = 0;
+    }
+    if (peer && layer >= loads->n_layers) {
+        rc = cli_usage(cmd, "--layer %u out of range: the input has %u layers", layer, loads->n_layers);
+        goto out;
+    }
+    if (ms_place_run(&in, &o, &p, &err) != MS_OK || ms_place_effective_loads(&in, &o, &eff, &err) != MS_OK) {
+        rc = cli_fail(cmd, &err);
+        goto out;
+    }
+    if (outpath && ms_placement_write_json(p, outpath, &err) != MS_OK) {
+        rc = cli_fail(cmd, &err);
+        goto out;
+    }
+    if (sglang && ms_placement_write_sglang(p, sglang, &err) != MS_OK) {
+        rc = cli_fail(cmd, &err);
+        goto out;
+    }
+    if (peer && ms_placement_write_peer(p, layer, peer, &err) != MS_OK) {
+        rc = cli_fail(cmd, &err);
+        goto out;
+    }
+    ms_afile f;
+    if (outpath && strcmp(outpath, "-") == 0) goto out; /* the placement went to stdout */
+    if ((rc = cli_open_output(cmd, "-", &f))) goto out;
+    if (write_summary(p, eff, fmt, f.fp)) {
+        ms_afile_abort(&f);
+        err.status = MS_E_NOMEM;
+        snprintf(err.msg, sizeof err.msg, "out of memory");
+        rc = cli_fail(cmd, &err);
+        goto out;
+    }
+    rc = cli_commit_output(cmd, &f);
+out:
+    ms_placement_free(p);
+    ms_loads_free(eff);
+    ms_loads_free(loads);
+    ms_stats_free(stats);
+    ms_trace_free(trace);
+    return rc;
+}
