@@ -99,18 +99,73 @@ int cli_commit_output(const char *cmd, ms_afile *f) {
     return 0;
 }
 
+/* Parses a "@train" / "@eval" suffix ("@train=0.7,seed=3") off path, in place.
+ * Returns 0 (no suffix), 1 (train) or 2 (eval); -1 on a malformed suffix. */
+static int split_suffix(char *path, double *fraction, uint64_t *seed) {
+    char *at = strrchr(path, '@');
+    if (!at) return 0;
+    int part;
+    char *p = at + 1;
+    if (strncmp(p, "train", 5) == 0) part = 1, p += 5;
+    else if (strncmp(p, "eval", 4) == 0) part = 2, p += 4;
+    else return 0; /* an '@' that is part of the path */
+    *fraction = 0.5;
+    *seed = 0;
+    if (*p == '=') {
+        char *end;
+        *fraction = strtod(p + 1, &end);
+        if (end == p + 1 || !(*fraction > 0 && *fraction < 1)) return -1;
+        p = end;
+    }
+    if (strncmp(p, ",seed=", 6) == 0) {
+        char *end;
+        *seed = strtoull(p + 6, &end, 10);
+        if (end == p + 6) return -1;
+        p = end;
+    }
+    if (*p) return -1;
+    *at = '\0';
+    return part;
+}
+
 int cli_load_trace(const char *cmd, char **paths, int n, const cli_trace_opts *o, ms_trace **out) {
+    int part = 0;
+    double fraction = 0.5;
+    uint64_t seed = 0;
+    char *copies[64];
+    if (n > 64) return cli_usage(cmd, "at most 64 trace paths");
+    for (int i = 0; i < n; i++) {
+        copies[i] = strdup(paths[i]);
+        if (!copies[i]) return 1;
+        int p = split_suffix(copies[i], &fraction, &seed);
+        if (p < 0 || (p && i != n - 1)) {
+            for (int j = 0; j <= i; j++) free(copies[j]);
+            return cli_usage(cmd, "'%s': a split suffix is @train or @eval, optionally =FRACTION and "
+                             ",seed=N (e.g. trace@eval=0.7,seed=3), on the last trace path", paths[i]);
+        }
+        part = p ? p : part;
+    }
     cli_progress bar;
     cli_progress_init(&bar, "loading", o->progress);
     ms_trace_load_opts lo = {.n_experts = o->n_experts, .threads = o->threads,
                              .progress = cli_progress_fn, .progress_ctx = &bar};
     ms_error err = {0};
-    ms_status st = ms_trace_load((const char *const *)paths, (size_t)n, &lo, out, &err);
+    ms_status st = ms_trace_load((const char *const *)copies, (size_t)n, &lo, out, &err);
+    for (int i = 0; i < n; i++) free(copies[i]);
     cli_progress_done(&bar);
     if (st != MS_OK) return cli_fail(cmd, &err);
     if ((*out)->n_short_rows && o->progress >= 0)
         fprintf(stderr, "moesim %s: note: %llu request(s) have one routed row fewer than prompt + output "
                         "(the last generated token was never fed back)\n",
                 cmd, (unsigned long long)(*out)->n_short_rows);
+    if (part) {
+        ms_trace *train, *eval;
+        st = ms_trace_split(*out, fraction, seed, &train, &eval, &err);
+        ms_trace_free(*out);
+        *out = NULL;
+        if (st != MS_OK) return cli_fail(cmd, &err);
+        *out = part == 1 ? train : eval;
+        ms_trace_free(part == 1 ? eval : train);
+    }
     return 0;
 }

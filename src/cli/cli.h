@@ -45,7 +45,6 @@ int cli_open_output(const char *cmd, const char *path, ms_afile *f);
 /* Commits; returns the exit code. */
 int cli_commit_output(const char *cmd, ms_afile *f);
 
-#endif
 
 #include "moesim/trace.h"
 
@@ -57,5 +56,11 @@ typedef struct cli_trace_opts {
 } cli_trace_opts;
 
 /* Loads paths[0..n) as one trace with a progress bar; prints the error and
- * returns its exit code on failure, 0 on success. */
+ * returns its exit code on failure, 0 on success. The last path may carry a
+ * split suffix: TRACE@train or TRACE@eval selects one part of a seeded
+ * request split (ms_trace_split), default half and seed 0:
+ * TRACE@train=0.7,seed=3 keeps the 70% training part. Placing on @train and
+ * evaluating on @eval (same fraction and seed) gives disjoint requests. */
 int cli_load_trace(const char *cmd, char **paths, int n, const cli_trace_opts *o, ms_trace **out);
+
+#endif

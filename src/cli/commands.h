@@ -6,5 +6,12 @@ int cmd_info(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
 int cmd_place(int argc, char **argv);
+int cmd_simulate(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
+int cmd_deploy(int argc, char **argv);
+int cmd_scale(int argc, char **argv);
+int cmd_power(int argc, char **argv);
 
 #endif

@@ -16,6 +16,13 @@ static const command commands[] = {
     {"stats", cmd_stats, "expert load statistics per layer: skew, windows, co-activation"},
     {"gen", cmd_gen, "write a synthetic routing trace (model presets, or fitted to a real trace)"},
     {"place", cmd_place, "place and replicate experts on a device grid: eplb, replicate, balance, ilp, ..."},
+    {"simulate", cmd_simulate, "replay a trace over a placement: batches, replica routing, capacity, cost per layer"},
+    {"compare", cmd_compare, "several placements x routing policies over the very same batches, side by side"},
+    {"deploy", cmd_deploy, "analytic whole-deployment comparison (TP x PP x EP x DP): memory, time, energy"},
+    {"scale", cmd_scale, "energy and power vs MoE model size, expert granularity sweeps, trend fits, power wall"},
+    {"power", cmd_power, "energy and power per device and phase, cluster timeline, cost of imbalance"},
+    {"report", cmd_report, "one self-contained HTML page (inline SVG charts) from JSON results"},
+    {"sweep", cmd_sweep, "a grid of traces x algorithms x policies x clusters x budgets, threads or MPI, resumable"},
 };
 
 static void usage(FILE *fp) {

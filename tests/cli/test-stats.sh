@@ -45,6 +45,19 @@ ls "$tmp" | grep -q tmp && fail "temp file left behind"
 [[ $(head -1 "$tmp/s.csv") == layer,expert,load,* ]] || fail "csv header"
 [[ $(wc -l < "$tmp/s.csv") == 25 ]] || fail "csv rows"
 
+# a seeded request split: @train and @eval are disjoint and cover the trace
+"$bin" info "$tmp/fx/good@train" --format json -o "$tmp/tr.json"
+"$bin" info "$tmp/fx/good@eval" --format json -o "$tmp/ev.json"
+"$py" - "$tmp/tr.json" "$tmp/ev.json" <<'PY'
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:])
+assert a["requests"] == 2 and b["requests"] == 2, (a["requests"], b["requests"])
+assert a["rows"] + b["rows"] == 22
+PY
+"$bin" info "$tmp/fx/good@train=0.75,seed=4" --format csv | tail -1 | grep -q "^3,"
+expect_exit 2 "$bin" info "$tmp/fx/good@train=1.5"
+expect_exit 2 "$bin" info "$tmp/fx/good@eval,seed=x"
+
 data=${MOESIM_DATA:-}
 if [[ -z $data || ! -d $data/deepseek-v2-lite-puffin ]]; then
   echo "real traces absent: skipping the numpy cross-check"; exit 0

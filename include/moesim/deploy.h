@@ -1,0 +1,312 @@
+/*
+ * moesim/deploy.h - stage 5: analytic models of whole deployments and of
+ * scaling with model size.
+ *
+ * ms_deploy_*: one MoE transformer (attention + dense or MoE FFN per layer)
+ * served on TP x PP x EP x DP GPUs of one type. For a workload (prefill of
+ * B sequences of S tokens, or decode steps at context S) it checks memory per
+ * GPU (weights, KV cache, activations, communication buffers), picks the
+ * micro-batch, prices each layer on its slowest GPU as compute, memory
+ * (rooflines per kernel) and communication (TP all-reduce, EP all-to-all,
+ * PP send), with and without overlap, schedules the pipeline, and prices
+ * energy with the power model (moesim/power.h). docs/MODEL.md gives every
+ * formula.
+ *
+ * ms_scale_*: a family of MoE models from about 1B to several T parameters
+ * and sweeps at fixed total weights with more, smaller experts; for each the
+ * GPUs to hold it, energy and power for inference and training, trend fits
+ * and the site power wall.
+ */
+#ifndef MOESIM_DEPLOY_H
+#define MOESIM_DEPLOY_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include "moesim/common.h"
+#include "moesim/power.h"
+#include "moesim/sim.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct json_t;
+
+/* ------------------------------------------------------------- inputs */
+
+typedef struct ms_deploy_model {
+    char name[64];
+    uint32_t layers;          /* all transformer layers */
+    uint32_t dense_layers;    /* the first dense_layers have a dense FFN, the rest are MoE */
+    uint32_t hidden;          /* d: token dimension */
+    uint32_t heads, head_dim; /* query heads x head dimension */
+    uint32_t kv_heads;        /* key/value heads (= heads for multi-head attention) */
+    uint32_t experts;         /* routed experts per MoE layer */
+    uint32_t top_k;           /* experts per token */
+    uint32_t expert_hidden;   /* f: expert MLP hidden size */
+    uint32_t expert_matrices; /* 2 (up, down) or 3 (gate, up, down) */
+    uint32_t shared_experts;  /* experts every token uses (size expert_hidden) */
+    uint32_t dense_hidden;    /* FFN hidden size of the dense layers */
+    uint32_t vocab;           /* 0 = embeddings not modelled */
+    ms_precision precision;   /* weights, activations and compute */
+} ms_deploy_model;
+
+typedef enum ms_deploy_phase { MS_DEPLOY_PREFILL = 0, MS_DEPLOY_DECODE = 1 } ms_deploy_phase;
+
+typedef struct ms_deploy_workload {
+    ms_deploy_phase phase;
+    uint64_t sequences;    /* prefill: sequences to process; decode: concurrent sequences wanted */
+    uint64_t seq_len;      /* prefill: tokens per sequence; decode: context length */
+    uint64_t micro_batch;  /* sequences per micro-batch, a multiple of dp x ep (whole sequences per
+                              attention group); 0 = the fastest that fits */
+    uint64_t chunk;        /* prefill: tokens of each sequence per micro-batch (chunked prefill; the
+                              KV of earlier chunks stays resident); 0 = the fastest that fits */
+    bool causal;           /* prefill attention is causal (half the score FLOPs) */
+    bool flash;            /* fused attention: no S x S score matrix in memory */
+} ms_deploy_workload;
+
+typedef struct ms_deploy_plan {
+    char name[64];
+    uint32_t tp, pp, ep, dp;  /* GPUs = tp * pp * ep * dp */
+    bool overlap;             /* communication overlapped with compute (micro-batches interleave) */
+    double overlap_eff;       /* share of the shorter of (kernels, communication) hidden: 0..1 */
+    double imbalance;         /* max / mean expert load over EP ranks (>= 1) */
+    double dispatch_bytes;    /* bytes per dispatched value (0 = the model's precision) */
+} ms_deploy_plan;
+
+typedef struct ms_deploy_hw {
+    ms_hw_preset gpu;        /* moesim/sim.h */
+    ms_energy_coeffs energy;
+    uint32_t gpus_per_node;  /* NVLink domain size */
+    double mem_reserve_gb;   /* per GPU, for the runtime (CUDA context, allocator slack) */
+} ms_deploy_hw;
+
+/* Defaults: no name, precision bf16, expert_matrices 2, kv_heads = heads when
+ * 0 at check time. Workload: prefill, causal, flash, micro_batch 0. Plan:
+ * tp = pp = ep = dp = 1, no overlap, overlap_eff 0.9, imbalance 1.
+ * Hardware: 8 GPUs per node, 0 reserve (gpu and energy must be loaded). */
+void ms_deploy_model_default(ms_deploy_model *m);
+void ms_deploy_workload_default(ms_deploy_workload *w);
+void ms_deploy_plan_default(ms_deploy_plan *p);
+
+/* Checks a model (positive sizes, dense_layers <= layers, top_k <= experts,
+ * expert_matrices 2 or 3, kv_heads dividing heads). MS_E_INPUT. */
+ms_status ms_deploy_model_check(const ms_deploy_model *m, ms_error *err);
+
+/* Parameter counts (embeddings excluded unless vocab > 0): total, and active
+ * per token (top_k routed + shared experts). Cannot fail. */
+void ms_deploy_params(const ms_deploy_model *m, double *total, double *active);
+
+/* ------------------------------------------------------------ results */
+
+/* One layer kind (MoE or dense) on one GPU for one micro-batch. */
+typedef struct ms_deploy_layer {
+    bool present;
+    double flops, hbm_bytes, nvlink_bytes, net_bytes; /* the slowest GPU */
+    double t_compute;     /* FLOPs / (peak x MFU), attention + FFN */
+    double t_memory;      /* HBM bytes / (bandwidth x utilisation) */
+    double t_kernels;     /* sum over kernels of max(compute, memory) */
+    double t_kernels_mean;/* the same at the mean expert load (no imbalance) */
+    double t_tp, t_ep;    /* TP all-reduce, EP dispatch + combine */
+    double t_comm;        /* t_tp + t_ep */
+    double t_no_overlap;  /* t_kernels + t_comm */
+    double t_overlap;     /* max + (1 - eff) min of (t_kernels, t_comm) */
+    double t_layer;       /* the one the plan uses */
+} ms_deploy_layer;
+
+typedef struct ms_deploy_memory {
+    /* bytes on the fullest GPU */
+    double weights, kv, activations, comm_buffers, reserve, total, capacity;
+    double whole_batch_total;   /* the same with the whole workload as one micro-batch */
+} ms_deploy_memory;
+
+typedef struct ms_deploy_result {
+    ms_deploy_plan plan;
+    uint32_t gpus;
+    bool fits;
+    char why[1024];           /* when !fits: what does not fit and what would */
+    uint64_t micro_batch;     /* sequences per micro-batch */
+    uint64_t chunk;           /* prefill: tokens of each sequence per micro-batch */
+    uint64_t n_micro;         /* micro-batches (prefill) or per decode step */
+    uint64_t concurrency;     /* decode: sequences served at once (<= workload sequences) */
+    ms_deploy_memory mem;
+    ms_deploy_layer moe, dense;
+    uint32_t max_stage_layers;
+    double t_p2p;             /* PP send per micro-batch and stage boundary */
+    double stage_s;           /* slowest stage, per micro-batch */
+    double pipeline_s;        /* one micro-batch through every stage */
+    double total_s;           /* prefill: the whole workload; decode: one step */
+    double tokens;            /* tokens produced in total_s */
+    double tokens_per_s;
+    double latency_s;         /* prefill: one micro-batch through the model; decode: one step */
+    double time_per_token_s;  /* total_s / tokens */
+    double bubble;            /* 1 - mean GPU busy share */
+    double total_params, active_params;
+    /* energy (power model over the run) */
+    double energy_j[MS_PART_COUNT];
+    double total_j, j_per_token, avg_w, peak_w;
+} ms_deploy_result;
+
+/* Evaluates plan on hw for model and workload. Fails MS_E_INPUT (message
+ * naming the plan) when the plan cannot be expressed: a degree of 0, heads,
+ * kv_heads, expert_hidden or dense_hidden not divisible by tp, experts and ep
+ * not dividing one another, more stages than layers, a micro-batch larger
+ * than the workload or not a multiple of dp x ep, a chunk longer than the
+ * sequence (or any chunk with non-causal attention), overlap_eff outside
+ * 0..1, imbalance < 1 or > ep. A plan
+ * that is expressible but does not fit in memory returns MS_OK with
+ * out->fits = false and out->why saying what needs how much (and, for a
+ * forced micro-batch, the largest that would fit). MS_E_NOMEM. */
+ms_status ms_deploy_evaluate(const ms_deploy_model *m, const ms_deploy_workload *w, const ms_deploy_hw *hw,
+                             const ms_deploy_plan *plan, ms_deploy_result *out, ms_error *err);
+
+/* A plain-language verdict comparing results (every plan, which wins on
+ * throughput and on energy per token, and why: the dominant terms) written
+ * to buf (NUL-terminated, truncated to len). Cannot fail. */
+void ms_deploy_verdict(const ms_deploy_result *r, size_t n, char *buf, size_t len);
+
+/* JSON object of one result (plan, memory, layers, times, energy). */
+struct json_t *ms_deploy_result_json(const ms_deploy_result *r);
+struct json_t *ms_deploy_model_json(const ms_deploy_model *m);
+
+/* --------------------------------------------------------------- presets */
+
+#define MS_DEPLOY_MAX_PLANS 16
+
+/* A deployment preset: presets/deploy/NAME.json or a path. */
+typedef struct ms_deploy_preset {
+    char name[64];
+    char description[512];
+    char gpu[64];            /* hardware preset name */
+    char energy[64];         /* energy preset name ("" = gpu's) */
+    uint32_t gpus_per_node;
+    uint32_t gpus;           /* the GPU count every plan must use (0 = any) */
+    ms_deploy_model model;
+    ms_deploy_workload workload;
+    uint32_t n_plans;
+    ms_deploy_plan plans[MS_DEPLOY_MAX_PLANS];
+} ms_deploy_preset;
+
+/* Loads a preset. Numbers may be plain or {"value": x, "source": "..."}.
+ * Fails MS_E_INPUT naming the file and field on anything missing or wrong,
+ * MS_E_INPUT for an unknown name (listing the file looked for), MS_E_IO for an
+ * unreadable path. */
+ms_status ms_deploy_preset_load(const char *name_or_path, ms_deploy_preset *out, ms_error *err);
+
+/* Parses "NAME:tp=8,pp=2,ep=1,dp=1,overlap=0,eff=0.9,imbalance=1" (every key
+ * optional, NAME optional) into a plan starting from the defaults. MS_E_INPUT. */
+ms_status ms_deploy_plan_parse(const char *spec, ms_deploy_plan *out, ms_error *err);
+
+/* ----------------------------------------------------------------- scale */
+
+/* A least-squares fit: linear y = a + b x, or power law y = a x^b (fit of
+ * ln y on ln x). r2 is the coefficient of determination in the space of the
+ * fit (linear: y; power law: ln y); r2_linear_space, for the power law, of
+ * its predictions against y. */
+typedef struct ms_fit {
+    double a, b, r2, r2_linear_space;
+    uint32_t n;
+} ms_fit;
+
+/* MS_E_INPUT when n < 2, x has no spread, or (power law) a value is <= 0. */
+ms_status ms_fit_linear(const double *x, const double *y, size_t n, ms_fit *out, ms_error *err);
+ms_status ms_fit_power_law(const double *x, const double *y, size_t n, ms_fit *out, ms_error *err);
+
+typedef struct ms_scale_opts {
+    ms_hw_preset gpu;
+    ms_energy_coeffs energy;
+    uint32_t gpus_per_node;
+    ms_precision precision;      /* weights and compute (bf16) */
+    /* the family: L = max(2, round(d / aspect)), f = expert_ratio d (multiple of 64) */
+    uint32_t experts, top_k, expert_matrices;
+    double aspect, expert_ratio;
+    uint32_t vocab;
+    double kv_ratio;             /* kv heads / heads (GQA; 0.125) */
+    uint32_t n_sizes;
+    double sizes[32];            /* target total parameters */
+    double sweep_total;          /* total parameters of the expert sweeps (0 = none) */
+    uint32_t n_sweep;
+    uint32_t sweep_experts[32];
+    /* inference: decode, batch sequences at context tokens */
+    uint32_t decode_batch, context;
+    double mem_usable;           /* share of GPU memory usable (0.9) */
+    double overlap_eff;          /* as in ms_deploy_plan (0.9) */
+    /* training */
+    double train_bytes_per_param;/* weights + gradients + Adam moments (16) */
+    double train_seq;            /* sequence length (4096) */
+    double train_batch_tokens;   /* tokens per optimizer step (4M; at least train_seq per GPU) */
+    double train_tokens;         /* the token budget (1e12) */
+    /* power wall */
+    uint32_t n_sites;
+    double site_mw[8];
+    double wall_days;            /* training time allowed (90) */
+    double tokens_per_param;     /* training tokens per total parameter (20) */
+} ms_scale_opts;
+
+/* Defaults as documented (A100 and its energy must still be loaded by the
+ * caller): 64 experts, top-2, 3 matrices, aspect 96, expert ratio 0.5, vocab
+ * 0, kv_ratio 0.125, sizes 1e9, 3e9, ..., 3e12, sweep at 1e12 over 8..1024
+ * experts, batch 256 at 2048 context, usable 0.9, eff 0.9, 16 B/param,
+ * seq 4096, 4M tokens/step, 1e12 tokens, sites 10/100/1000 MW, 90 days,
+ * 20 tokens/param. */
+void ms_scale_opts_default(ms_scale_opts *o);
+
+typedef struct ms_scale_point {
+    char sweep[24];              /* "size", "experts-fixed-k", "experts-scaled-k" */
+    double target;               /* the size asked for (size sweep) */
+    uint32_t layers, hidden, experts, top_k, expert_hidden;
+    double total_params, active_params;
+    /* inference (decode) */
+    uint32_t gpus_infer;
+    double infer_step_s, infer_tokens_per_s, infer_j_per_token, infer_avg_w, infer_peak_w, infer_site_w;
+    double infer_parts[MS_PART_COUNT]; /* J per token by part (wait = 0: balanced) */
+    /* training */
+    uint32_t gpus_train;
+    double train_flops_per_token, train_j_per_token, train_avg_w, train_peak_w, train_site_w;
+    double train_parts[MS_PART_COUNT];
+    double budget_j, budget_days;      /* train_tokens on gpus_train GPUs (GPU energy) */
+    double budget_site_j;              /* the same at the site: + node overhead, x PUE */
+} ms_scale_point;
+
+typedef struct ms_scale_trend {
+    char metric[40];
+    char x[16];                  /* "total" or "active" */
+    ms_fit linear, power;
+    bool power_wins;             /* power law R^2 (in y) beats the linear R^2 */
+} ms_scale_trend;
+
+typedef struct ms_scale_wall {
+    double site_mw;
+    uint32_t gpus;               /* GPUs the site can power at TDP + overhead, x PUE */
+    double memory_max_params;    /* parameters whose training state fits those GPUs */
+    ms_scale_point compute;      /* largest family model trainable in wall_days on them */
+    bool compute_found;
+    double compute_days, compute_energy_j; /* GPU energy of that training run */
+    double compute_site_j;                 /* the same at the site: + node overhead, x PUE */
+} ms_scale_wall;
+
+typedef struct ms_scale_result {
+    uint32_t n_points;
+    ms_scale_point *points;
+    uint32_t n_trends;
+    ms_scale_trend *trends;
+    uint32_t n_walls;
+    ms_scale_wall walls[8];
+} ms_scale_result;
+
+/* One model of the family's shape: evaluates GPUs, energy and power. Fails
+ * MS_E_INPUT when a size is 0 or the model cannot be placed on any count of
+ * GPUs (e.g. one expert larger than a GPU). */
+ms_status ms_scale_point_eval(const ms_scale_opts *o, uint32_t layers, uint32_t hidden, uint32_t experts,
+                              uint32_t top_k, uint32_t expert_hidden, ms_scale_point *out, ms_error *err);
+
+/* The whole study. MS_E_INPUT on bad options; MS_E_NOMEM. */
+ms_status ms_scale_run(const ms_scale_opts *o, ms_scale_result **out, ms_error *err);
+void ms_scale_result_free(ms_scale_result *r);
+
+struct json_t *ms_scale_result_json(const ms_scale_result *r, const ms_scale_opts *o);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,560 @@
+/* cmd_simulate.c - moesim simulate: replay a trace over a placement and report
+ * what each (batch, layer) costs. Also the option parsing shared with
+ * moesim compare (sim_cli.h). */
+#include <getopt.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "cli/sim_cli.h"
+#include "moesim/place.h"
+#include "moesim/sim.h"
+#include "moesim/trace.h"
+
+static const char *usage_text =
+    "usage: moesim simulate TRACE --placement FILE [options]\n"
+    "\n"
+    "Replays a routing trace as a serving engine would batch it, routes every (token,\n"
+    "layer, chosen expert) to one replica of that expert as the placement holds them,\n"
+    "applies a per-slot capacity, and prices every (batch, layer) with a cost model.\n"
+    "Imbalance = max device load / mean device load of one (batch, layer), load counted\n"
+    "in token-expert assignments. Percentiles are nearest-rank (pX = the ceil(X/100 n)-th\n"
+    "smallest). docs/MODEL.md explains every formula and every preset figure.\n"
+    "\n"
+    "inputs:\n"
+    "  TRACE               directory of per-request .npz files (or .npz files), or one\n"
+    "                      .jsonl file in moe-balance's format (layer, batch_id,\n"
+    "                      topk_experts, optional origin_rows, topk_weights, request_id)\n"
+    "  --placement FILE    moesim placement JSON, SGLang's expert-location file or\n"
+    "                      moe-balance's placement.json (one layer: used for every layer)\n"
+    "  --cluster RxCxS     the grid (rows x cols x slots per device) for files that do not\n"
+    "                      carry it: moe-balance's file is otherwise read as the smallest grid\n"
+    "                      holding its rows, cols and slots; moesim's JSON must match it\n"
+    "  --experts N         routed experts per layer (default: from the trace)\n"
+    "\n"
+    "batches:\n"
+    "  --batch MODE        per-request (default): one batch per request, all its rows;\n"
+    "                      prefill: prompt rows of requests in a seeded random order,\n"
+    "                      packed until a batch holds >= --batch-tokens (requests never split);\n"
+    "                      decode: --decode-batch requests at a time, one output row of each\n"
+    "                      per step, a finished request replaced by the next (continuous\n"
+    "                      batching)\n"
+    "  --batch-tokens N    prefill token budget (default 4096)\n"
+    "  --decode-batch B    concurrent decode requests (default 64)\n"
+    "  --dp POLICY         data-parallel rank of each request (where its tokens start):\n"
+    "                      round-robin (default) or least-loaded\n"
+    "\n"
+    "routing:\n"
+    "  --route POLICY      replica choice among an expert's slots:\n"
+    "                      balanced-replicas (default): moe-balance's: the first replica\n"
+    "                        below capacity, in the placement's order; all full -> a\n"
+    "                        per-expert round-robin over its replicas (nothing dropped)\n"
+    "                      split: 1/replicas of the token to every replica (EPLB's own\n"
+    "                        assumption; roofline only; capacity does not apply)\n"
+    "                      round-robin: per-expert counter, reset every batch\n"
+    "                      random: uniform replica (--seed)\n"
+    "                      least-loaded: the replica whose device has the fewest\n"
+    "                        assignments so far in this batch (ties: placement order)\n"
+    "                      row-local: the least-loaded replica in the token's own row,\n"
+    "                        unless its device load > (1 + slack) x the least-loaded\n"
+    "                        replica's + 1; then that one\n"
+    "  --row-local-slack S row-local spill threshold (default 0.25)\n"
+    "  --capacity-factor F a slot takes at most max(1, floor(F x assignments of the batch /\n"
+    "                      instances)); default 2 for balanced-replicas, none otherwise;\n"
+    "                      0 = no capacity\n"
+    "  --overflow POLICY   when every replica of an expert is full: accept (default: the\n"
+    "                      slot takes it anyway), drop (counted), reroute: the token's\n"
+    "                      next-ranked expert when the trace carries ranks, else the\n"
+    "                      least-filled instance below capacity on the devices of the full\n"
+    "                      expert's replicas, else anywhere (never the shared expert or an\n"
+    "                      expert the token already uses); nothing left -> dropped\n"
+    "\n"
+    "cost model:\n"
+    "  --cost-model M      mesh (default): moe-balance's calibrated model, reproduced\n"
+    "                        exactly: T_dispatch = A + B E_col + C avg_hop + D max_hop,\n"
+    "                        T_combine = A + B U + C avg_hop + D max_hop, compute = 118 us x\n"
+    "                        ceil(tokens / 32) per expert instance, layer = max dispatch +\n"
+    "                        max compute + max combine\n"
+    "                      roofline: expert compute as a roofline of FLOPs and HBM bytes,\n"
+    "                        alpha-beta all-to-all per link class (NVLink in a row, network\n"
+    "                        between rows), attention and shared expert per token\n"
+    "  --origin-rows MODE  mesh: where tokens start: average-rows (default; evaluate with\n"
+    "                      every token in row r, for each r, and average), round-robin\n"
+    "                      (token i in row i mod rows), random (--seed), dp (the row of\n"
+    "                      the request's data-parallel rank), trace (JSONL origin_rows)\n"
+    "  --mesh-table T      reference (default; as published) or corrected (the best-case\n"
+    "                      E_col=2 value 96.183, a copying slip, interpolated)\n"
+    "  --hw PRESET         roofline hardware (default h100-sxm); a name from presets/hw or a\n"
+    "                      .json path\n"
+    "  --model PRESET      model (default: guessed from the trace's experts and top-k); a\n"
+    "                      name from presets/model or a .json path\n"
+    "  --overlap MODE      roofline: none (default) or two-micro-batch (the batch split in\n"
+    "                      two halves whose communication overlaps the other's compute)\n"
+    "  --layer N           simulate this layer only (default: every layer)\n"
+    "\n"
+    "other:\n"
+    "  --seed N            seed for request order, random routing, random rows (default 0)\n"
+    "  --threads N         worker threads (default: all cores); results do not depend on it\n"
+    "  --quiet / --progress   progress bar never / always\n"
+    "  --format F          table (default: summary), json (summary; with --details every\n"
+    "                      (batch, layer) with per-device load, tokens, busy and idle time)\n"
+    "                      or csv (one line per (batch, layer))\n"
+    "  --details           include the per-(batch, layer) records in json/table output\n"
+    "  -o FILE             write there (atomically) instead of stdout\n"
+    "\n"
+    "exit status: 0 success, 2 bad input or usage, 1 internal error\n"
+    "\n"
+    "examples:\n"
+    "  moesim simulate ../shared/data/deepseek-v2-lite-puffin --placement peer.json \\\n"
+    "      --cost-model mesh --batch per-request --route balanced-replicas \\\n"
+    "      --capacity-factor 2 --origin-rows average-rows --layer 10 --format json\n"
+    "  moesim simulate TRACE --placement p.json --cost-model roofline --batch prefill \\\n"
+    "      --batch-tokens 4096 --route least-loaded --hw h100-sxm --overlap two-micro-batch\n";
+
+enum {
+    O_PLACEMENT = 256, O_CLUSTER, O_EXPERTS, O_BATCH, O_BATCH_TOKENS, O_DECODE_BATCH, O_DP, O_ROUTE, O_SLACK, O_CF,
+    O_OVERFLOW, O_COST, O_ORIGIN, O_TABLE, O_HW, O_MODEL, O_OVERLAP, O_LAYER, O_SEED, O_THREADS, O_QUIET,
+    O_PROGRESS, O_FORMAT, O_DETAILS
+};
+
+static int parse_enum(const char *cmd, ms_status st, const ms_error *err) {
+    if (st == MS_OK) return 0;
+    return cli_usage(cmd, "%s", err->msg);
+}
+
+int sim_cli_parse(const char *cmd, const char *usage, int argc, char **argv, sim_cli *o, bool multi) {
+    memset(o, 0, sizeof *o);
+    ms_batch_opts_default(&o->bo);
+    ms_sim_opts_default(&o->so);
+    o->fmt = CLI_TABLE;
+    static const struct option lo[] = {
+        {"placement", required_argument, 0, O_PLACEMENT}, {"cluster", required_argument, 0, O_CLUSTER},
+        {"experts", required_argument, 0, O_EXPERTS},     {"batch", required_argument, 0, O_BATCH},
+        {"batch-tokens", required_argument, 0, O_BATCH_TOKENS},
+        {"decode-batch", required_argument, 0, O_DECODE_BATCH},
+        {"dp", required_argument, 0, O_DP},               {"route", required_argument, 0, O_ROUTE},
+        {"row-local-slack", required_argument, 0, O_SLACK},
+        {"capacity-factor", required_argument, 0, O_CF},  {"overflow", required_argument, 0, O_OVERFLOW},
+        {"cost-model", required_argument, 0, O_COST},     {"origin-rows", required_argument, 0, O_ORIGIN},
+        {"mesh-table", required_argument, 0, O_TABLE},    {"hw", required_argument, 0, O_HW},
+        {"model", required_argument, 0, O_MODEL},         {"overlap", required_argument, 0, O_OVERLAP},
+        {"layer", required_argument, 0, O_LAYER},         {"seed", required_argument, 0, O_SEED},
+        {"threads", required_argument, 0, O_THREADS},     {"quiet", no_argument, 0, O_QUIET},
+        {"progress", no_argument, 0, O_PROGRESS},         {"format", required_argument, 0, O_FORMAT},
+        {"details", no_argument, 0, O_DETAILS},           {"output", required_argument, 0, 'o'},
+        {"help", no_argument, 0, 'h'},                    {0, 0, 0, 0}};
+    optind = 1;
+    opterr = 0;
+    int ch;
+    ms_error err = {0};
+    uint32_t u32;
+    uint64_t u64;
+    while ((ch = getopt_long(argc, argv, ":o:h", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'h': fputs(usage, stdout); return 0;
+        case 'o': o->out = optarg; break;
+        case O_PLACEMENT:
+            if (o->n_placements >= (multi ? SIM_CLI_MAX_PLACEMENTS : 1))
+                return cli_usage(cmd, multi ? "at most %d placements" : "--placement given twice (at most %d)",
+                                 multi ? SIM_CLI_MAX_PLACEMENTS : 1);
+            o->placements[o->n_placements++] = optarg;
+            break;
+        case O_CLUSTER: {
+            unsigned r = 0, c = 0, s = 0;
+            char tail;
+            if (sscanf(optarg, "%ux%ux%u%c", &r, &c, &s, &tail) != 3 || r == 0 || c == 0 || s == 0)
+                return cli_usage(cmd, "--cluster expects RxCxS (rows x cols x slots per device), got '%s'", optarg);
+            o->cluster.rows = r;
+            o->cluster.cols = c;
+            o->cluster.slots_per_device = s;
+            break;
+        }
+        case O_EXPERTS:
+            if (cli_parse_u32(cmd, "--experts", optarg, &o->topts.n_experts)) return 2;
+            break;
+        case O_BATCH:
+            if (parse_enum(cmd, ms_batch_mode_parse(optarg, &o->bo.mode, &err), &err)) return 2;
+            break;
+        case O_BATCH_TOKENS:
+            if (cli_parse_u32(cmd, "--batch-tokens", optarg, &o->bo.batch_tokens)) return 2;
+            if (!o->bo.batch_tokens) return cli_usage(cmd, "--batch-tokens must be positive");
+            break;
+        case O_DECODE_BATCH:
+            if (cli_parse_u32(cmd, "--decode-batch", optarg, &o->bo.decode_batch)) return 2;
+            if (!o->bo.decode_batch) return cli_usage(cmd, "--decode-batch must be positive");
+            break;
+        case O_DP:
+            if (parse_enum(cmd, ms_dp_parse(optarg, &o->bo.dp, &err), &err)) return 2;
+            break;
+        case O_ROUTE: {
+            /* compare: a comma-separated list, or the option repeated */
+            char buf[256];
+            snprintf(buf, sizeof buf, "%s", optarg);
+            char *save = NULL;
+            for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+                if (o->n_routes >= (multi ? SIM_CLI_MAX_ROUTES : 1))
+                    return cli_usage(cmd, multi ? "at most %d routes" : "one --route (at most %d)",
+                                     multi ? SIM_CLI_MAX_ROUTES : 1);
+                if (parse_enum(cmd, ms_route_parse(tok, &o->routes[o->n_routes], &err), &err)) return 2;
+                o->n_routes++;
+            }
+            break;
+        }
+        case O_SLACK:
+            if (cli_parse_double(cmd, "--row-local-slack", optarg, &o->so.row_local_slack)) return 2;
+            if (o->so.row_local_slack < 0) return cli_usage(cmd, "--row-local-slack must be >= 0");
+            break;
+        case O_CF:
+            if (cli_parse_double(cmd, "--capacity-factor", optarg, &o->so.capacity_factor)) return 2;
+            if (o->so.capacity_factor < 0) return cli_usage(cmd, "--capacity-factor must be >= 0");
+            break;
+        case O_OVERFLOW:
+            if (parse_enum(cmd, ms_overflow_parse(optarg, &o->so.overflow, &err), &err)) return 2;
+            break;
+        case O_COST:
+            if (parse_enum(cmd, ms_cost_model_parse(optarg, &o->so.cost_model, &err), &err)) return 2;
+            break;
+        case O_ORIGIN:
+            if (parse_enum(cmd, ms_origin_parse(optarg, &o->so.origin, &err), &err)) return 2;
+            o->origin_set = true;
+            break;
+        case O_TABLE:
+            if (parse_enum(cmd, ms_mesh_table_parse(optarg, &o->so.mesh_table, &err), &err)) return 2;
+            break;
+        case O_HW: o->hw_name = optarg; break;
+        case O_MODEL: o->model_name = optarg; break;
+        case O_OVERLAP:
+            if (parse_enum(cmd, ms_overlap_parse(optarg, &o->so.overlap, &err), &err)) return 2;
+            break;
+        case O_LAYER:
+            if (cli_parse_u32(cmd, "--layer", optarg, &u32)) return 2;
+            o->so.layer = u32;
+            break;
+        case O_SEED:
+            if (cli_parse_u64(cmd, "--seed", optarg, &u64)) return 2;
+            o->so.seed = o->bo.seed = u64;
+            break;
+        case O_THREADS:
+            if (cli_parse_u32(cmd, "--threads", optarg, &u32)) return 2;
+            if (u32 > 1024) return cli_usage(cmd, "--threads %u is too many", u32);
+            o->so.threads = o->topts.threads = (int)u32;
+            break;
+        case O_QUIET: o->topts.progress = -1; break;
+        case O_PROGRESS: o->topts.progress = 1; break;
+        case O_FORMAT:
+            if (cli_parse_format(cmd, optarg, &o->fmt)) return 2;
+            break;
+        case O_DETAILS: o->details = true; break;
+        case ':': return cli_usage(cmd, "option %s needs a value", argv[optind - 1]);
+        default: return cli_usage(cmd, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    o->traces = argv + optind;
+    o->n_traces = argc - optind;
+    if (o->n_traces < 1) return cli_usage(cmd, "no TRACE given");
+    if (o->n_placements < 1) return cli_usage(cmd, "--placement FILE is required");
+    if (o->n_routes == 0) o->routes[o->n_routes++] = MS_ROUTE_BALANCED;
+    o->so.route = o->routes[0];
+    if (o->so.cost_model == MS_COST_ROOFLINE && o->origin_set && o->so.origin != MS_ORIGIN_DP)
+        return cli_usage(cmd, "--origin-rows applies to --cost-model mesh (roofline tokens start on their "
+                              "data-parallel device)");
+    if (o->so.cost_model == MS_COST_ROOFLINE) o->so.origin = MS_ORIGIN_DP;
+    if (o->so.cost_model == MS_COST_MESH && o->so.overlap != MS_OVERLAP_NONE)
+        return cli_usage(cmd, "--overlap applies to --cost-model roofline");
+    if (o->so.cost_model == MS_COST_MESH)
+        for (int i = 0; i < o->n_routes; i++)
+            if (o->routes[i] == MS_ROUTE_SPLIT)
+                return cli_usage(cmd, "--route split needs --cost-model roofline (the mesh model prices whole "
+                                      "tokens per replica)");
+    return -1;
+}
+
+static bool ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+void sim_inputs_free(sim_inputs *in) {
+    if (in->jsonl.trace) ms_jsonl_trace_clear(&in->jsonl);
+    else ms_trace_free(in->trace);
+    in->trace = NULL;
+    for (int i = 0; i < SIM_CLI_MAX_PLACEMENTS; i++) {
+        ms_placement_free(in->pl[i]);
+        in->pl[i] = NULL;
+    }
+    ms_batch_plan_free(in->plan);
+    in->plan = NULL;
+}
+
+int sim_cli_load(const char *cmd, sim_cli *o, sim_inputs *in) {
+    memset(in, 0, sizeof *in);
+    ms_error err = {0};
+    double t0 = ms_now();
+    if (o->n_traces == 1 && ends_with(o->traces[0], ".jsonl")) {
+        if (ms_jsonl_trace_load(o->traces[0], o->topts.n_experts, &in->jsonl, &err) != MS_OK)
+            return cli_fail(cmd, &err);
+        in->trace = in->jsonl.trace;
+        o->so.origin_rows = in->jsonl.origin_rows;
+    } else {
+        for (int i = 0; i < o->n_traces; i++)
+            if (ends_with(o->traces[i], ".jsonl"))
+                return cli_usage(cmd, "a .jsonl trace must be the only TRACE");
+        int rc = cli_load_trace(cmd, o->traces, o->n_traces, &o->topts, &in->trace);
+        if (rc) return rc;
+    }
+    in->load_seconds = ms_now() - t0;
+    if (o->so.origin == MS_ORIGIN_TRACE && !o->so.origin_rows) {
+        err.status = MS_E_INPUT;
+        snprintf(err.msg, sizeof err.msg, "--origin-rows trace: %s carries no origin_rows", o->traces[0]);
+        return cli_fail(cmd, &err);
+    }
+    const ms_cluster *cl = o->cluster.rows ? &o->cluster : NULL;
+    for (int i = 0; i < o->n_placements; i++) {
+        if (ms_placement_read_json(o->placements[i], cl, in->trace->n_experts, &in->pl[i], &err) != MS_OK)
+            return cli_fail(cmd, &err);
+        ms_placement *p = in->pl[i];
+        if (i > 0 && ms_cluster_devices(&p->cluster) != ms_cluster_devices(&in->pl[0]->cluster)) {
+            err.status = MS_E_INPUT;
+            snprintf(err.msg, sizeof err.msg, "%s has %u devices, %s %u: compare needs one grid",
+                     o->placements[i], ms_cluster_devices(&p->cluster), o->placements[0],
+                     ms_cluster_devices(&in->pl[0]->cluster));
+            return cli_fail(cmd, &err);
+        }
+    }
+    if (o->so.layer >= 0 && (uint64_t)o->so.layer >= in->trace->n_layers) {
+        return cli_usage(cmd, "--layer %lld out of range: the trace has %u layers", (long long)o->so.layer,
+                         in->trace->n_layers);
+    }
+    const char *mname = o->model_name ? o->model_name
+                                      : ms_model_preset_guess(in->trace->n_experts, in->trace->top_k);
+    if (mname) {
+        if (ms_model_preset_load(mname, &in->model, &err) != MS_OK) return cli_fail(cmd, &err);
+        in->have_model = true;
+        o->so.model = &in->model;
+    } else if (o->so.cost_model == MS_COST_ROOFLINE) {
+        return cli_usage(cmd, "no model preset matches %u experts, top-%u: give --model", in->trace->n_experts,
+                         in->trace->top_k);
+    }
+    if (o->so.cost_model == MS_COST_ROOFLINE || o->hw_name) {
+        if (ms_hw_preset_load(o->hw_name ? o->hw_name : "h100-sxm", &in->hw, &err) != MS_OK)
+            return cli_fail(cmd, &err);
+        in->have_hw = true;
+        o->so.hw = &in->hw;
+    }
+    if (ms_batch_plan_build(in->trace, &o->bo, ms_cluster_devices(&in->pl[0]->cluster), &in->plan, &err) != MS_OK)
+        return cli_fail(cmd, &err);
+    return 0;
+}
+
+json_t *sim_cli_trace_json(const sim_inputs *in) {
+    const ms_trace *t = in->trace;
+    json_t *o = json_object();
+    char dig[32];
+    snprintf(dig, sizeof dig, "%016llx", (unsigned long long)t->digest);
+    json_object_set_new(o, "label", json_string(t->label));
+    json_object_set_new(o, "requests", json_integer((json_int_t)t->n_requests));
+    json_object_set_new(o, "tokens", json_integer((json_int_t)t->n_tokens));
+    json_object_set_new(o, "layers", json_integer(t->n_layers));
+    json_object_set_new(o, "experts", json_integer(t->n_experts));
+    json_object_set_new(o, "top_k", json_integer(t->top_k));
+    json_object_set_new(o, "ranked", json_integer(t->n_ranked));
+    json_object_set_new(o, "digest", json_string(dig));
+    return o;
+}
+
+json_t *sim_cli_options_json(const sim_cli *o, const sim_inputs *in) {
+    json_t *j = json_object();
+    const ms_sim_opts *s = &o->so;
+    json_object_set_new(j, "cost_model", json_string(ms_cost_model_name(s->cost_model)));
+    json_object_set_new(j, "batch", json_string(ms_batch_mode_name(o->bo.mode)));
+    json_object_set_new(j, "batch_tokens", json_integer(o->bo.batch_tokens));
+    json_object_set_new(j, "decode_batch", json_integer(o->bo.decode_batch));
+    json_object_set_new(j, "dp", json_string(ms_dp_name(o->bo.dp)));
+    json_object_set_new(j, "batches", json_integer((json_int_t)in->plan->n_batches));
+    json_object_set_new(j, "overflow", json_string(ms_overflow_name(s->overflow)));
+    json_object_set_new(j, "origin_rows", json_string(ms_origin_name(s->origin)));
+    if (s->route == MS_ROUTE_ROW_LOCAL) json_object_set_new(j, "row_local_slack", json_real(s->row_local_slack));
+    json_object_set_new(j, "layer", s->layer >= 0 ? json_integer(s->layer) : json_string("all"));
+    json_object_set_new(j, "seed", json_integer((json_int_t)s->seed));
+    if (s->cost_model == MS_COST_MESH) {
+        json_object_set_new(j, "mesh_table", json_string(ms_mesh_table_name(s->mesh_table)));
+        json_object_set_new(j, "mesh_expert_us", json_real(s->mesh_expert_us));
+        json_object_set_new(j, "mesh_chunk", json_integer(s->mesh_chunk));
+    } else {
+        json_object_set_new(j, "overlap", json_string(ms_overlap_name(s->overlap)));
+    }
+    json_object_set_new(j, "hw", in->have_hw ? json_string(in->hw.name) : json_null());
+    json_object_set_new(j, "model", in->have_model ? json_string(in->model.name) : json_null());
+    return j;
+}
+
+/* ------------------------------------------------------------ simulate */
+
+typedef struct details {
+    uint64_t nl, l0;
+    uint32_t D;
+    double *dev; /* [record][4][D]: load, tokens, busy, idle */
+} details;
+
+static void details_step(void *ctx, const ms_sim_step *st) {
+    details *d = ctx;
+    uint64_t ri = st->rec->batch * d->nl + (st->rec->layer - d->l0);
+    double *p = d->dev + ri * 4 * d->D;
+    memcpy(p, st->load, d->D * sizeof(double));
+    memcpy(p + d->D, st->origin_tokens, d->D * sizeof(double));
+    memcpy(p + 2 * d->D, st->busy_us, d->D * sizeof(double));
+    memcpy(p + 3 * d->D, st->idle_us, d->D * sizeof(double));
+}
+
+static void write_table(FILE *fp, const sim_cli *o, const sim_inputs *in, const ms_sim_result *r, double eval_s) {
+    const ms_sim_summary *s = &r->summary;
+    const ms_placement *p = in->pl[0];
+    fprintf(fp, "trace      %s: %llu requests, %llu tokens, %u layers, %u experts, top-%u\n", in->trace->label,
+            (unsigned long long)in->trace->n_requests, (unsigned long long)in->trace->n_tokens,
+            in->trace->n_layers, in->trace->n_experts, in->trace->top_k);
+    fprintf(fp, "placement  %s: %ux%u devices, %u slots each, %s\n", o->placements[0], p->cluster.rows,
+            p->cluster.cols, p->cluster.slots_per_device, p->algorithm[0] ? p->algorithm : "(unnamed)");
+    char capbuf[64];
+    if (s->capacity_factor > 0) snprintf(capbuf, sizeof capbuf, "factor %g", s->capacity_factor);
+    else snprintf(capbuf, sizeof capbuf, "none");
+    fprintf(fp, "run        %s cost, %s batches (%llu), route %s, capacity %s, overflow %s\n",
+            ms_cost_model_name(o->so.cost_model), ms_batch_mode_name(o->bo.mode), (unsigned long long)s->batches,
+            ms_route_name(o->so.route), capbuf, ms_overflow_name(o->so.overflow));
+    if (o->so.cost_model == MS_COST_MESH)
+        fprintf(fp, "mesh       origin rows %s, A=%.6g B=%.6g C=%.6g D=%.6g\n", ms_origin_name(o->so.origin),
+                s->coeffs[0], s->coeffs[1], s->coeffs[2], s->coeffs[3]);
+    else
+        fprintf(fp, "roofline   hw %s, model %s, overlap %s\n", in->hw.name, in->model.name,
+                ms_overlap_name(o->so.overlap));
+    fprintf(fp, "\n%-12s %12s %12s %12s %12s %12s\n", "", "mean", "p50", "p95", "p99", "max");
+    const ms_dist *ds[3] = {&s->imbalance, &s->layer_us, &s->batch_us};
+    const char *nm[3] = {"imbalance", "layer us", "batch us"};
+    for (int i = 0; i < 3; i++)
+        fprintf(fp, "%-12s %12.4f %12.4f %12.4f %12.4f %12.4f\n", nm[i], ds[i]->mean, ds[i]->p50, ds[i]->p95,
+                ds[i]->p99, ds[i]->max);
+    if (o->so.cost_model == MS_COST_ROOFLINE)
+        fprintf(fp, "\nmean per layer (us): dense %.4f, dispatch %.4f, compute %.4f, combine %.4f\n", s->dense_us,
+                s->dispatch_us, s->compute_us, s->combine_us);
+    else
+        fprintf(fp, "\nmean per layer (us): dispatch %.4f, compute %.4f, combine %.4f\n", s->dispatch_us,
+                s->compute_us, s->combine_us);
+    fprintf(fp, "records %llu, tokens %llu, events %llu, dropped %llu, rerouted %llu\n",
+            (unsigned long long)s->records, (unsigned long long)s->tokens, (unsigned long long)s->events,
+            (unsigned long long)s->dropped, (unsigned long long)s->rerouted);
+    fprintf(fp, "total %.1f us, %.1f tokens/s, GPU utilisation %.4f\n", s->total_us, s->tokens_per_second,
+            s->gpu_utilisation);
+    fprintf(fp, "bytes inside rows %.6g, between rows %.6g\n", s->intra_bytes, s->inter_bytes);
+    fprintf(fp, "load %.3f s, eval %.3f s\n", in->load_seconds, eval_s);
+}
+
+static void write_csv(FILE *fp, const ms_sim_result *r) {
+    fprintf(fp, "batch,layer,tokens,assignments,dropped,rerouted,max_load,mean_load,imbalance,dense_us,dispatch_us,"
+                "compute_us,combine_us,layer_us,intra_row_bytes,inter_row_bytes\n");
+    for (uint64_t i = 0; i < r->n_records; i++) {
+        const ms_sim_record *x = &r->records[i];
+        fprintf(fp, "%llu,%u,%u,%llu,%llu,%llu,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g\n",
+                (unsigned long long)x->batch, x->layer, x->tokens, (unsigned long long)x->assignments,
+                (unsigned long long)x->dropped, (unsigned long long)x->rerouted, x->max_load, x->mean_load,
+                x->imbalance, x->dense_us, x->dispatch_us, x->compute_us, x->combine_us, x->layer_us,
+                x->intra_bytes, x->inter_bytes);
+    }
+}
+
+static int dump(FILE *fp, const char *key, json_t *v, int flags, const char *sep) {
+    char *s = json_dumps(v, flags | JSON_REAL_PRECISION(17));
+    json_decref(v);
+    if (!s) return -1;
+    fprintf(fp, "  \"%s\": %s%s\n", key, s, sep);
+    free(s);
+    return 0;
+}
+
+int cmd_simulate(int argc, char **argv) {
+    const char *cmd = "simulate";
+    sim_cli o;
+    int rc = sim_cli_parse(cmd, usage_text, argc, argv, &o, false);
+    if (rc >= 0) return rc;
+    double t0 = ms_now();
+    sim_inputs in;
+    rc = sim_cli_load(cmd, &o, &in);
+    if (rc) {
+        sim_inputs_free(&in);
+        return rc;
+    }
+    details det = {0};
+    ms_sim_hooks hooks = {0};
+    ms_error err = {0};
+    ms_sim_result *res = NULL;
+    o.so.keep_records = o.details || o.fmt == CLI_CSV;
+    if (o.details) {
+        det.nl = o.so.layer >= 0 ? 1 : in.trace->n_layers;
+        det.l0 = o.so.layer >= 0 ? (uint64_t)o.so.layer : 0;
+        det.D = ms_cluster_devices(&in.pl[0]->cluster);
+        det.dev = ms_alloc_array(in.plan->n_batches * det.nl, (size_t)4 * det.D * sizeof(double), &err);
+        if (!det.dev) {
+            sim_inputs_free(&in);
+            return cli_fail(cmd, &err);
+        }
+        hooks.step = details_step;
+        hooks.ctx = &det;
+    }
+    ms_status st = ms_sim_run(in.trace, in.plan, in.pl[0], &o.so, o.details ? &hooks : NULL, &res, &err);
+    if (st != MS_OK) {
+        ms_free(det.dev);
+        sim_inputs_free(&in);
+        return cli_fail(cmd, &err);
+    }
+    double eval_s = ms_now() - t0 - in.load_seconds;
+    ms_afile f;
+    rc = cli_open_output(cmd, o.out, &f);
+    if (rc == 0) {
+        if (o.fmt == CLI_TABLE) {
+            write_table(f.fp, &o, &in, res, eval_s);
+        } else if (o.fmt == CLI_CSV) {
+            write_csv(f.fp, res);
+        } else {
+            json_t *sum = ms_sim_summary_json(&res->summary, o.so.cost_model);
+            json_object_set_new(sum, "load_seconds", json_real(in.load_seconds));
+            json_object_set_new(sum, "eval_seconds", json_real(eval_s));
+            json_t *pj = json_object();
+            const ms_placement *p = in.pl[0];
+            json_object_set_new(pj, "file", json_string(o.placements[0]));
+            json_object_set_new(pj, "rows", json_integer(p->cluster.rows));
+            json_object_set_new(pj, "cols", json_integer(p->cluster.cols));
+            json_object_set_new(pj, "slots_per_device", json_integer(p->cluster.slots_per_device));
+            json_object_set_new(pj, "layers", json_integer(p->n_layers));
+            json_object_set_new(pj, "shared_expert", json_boolean(p->has_shared));
+            json_object_set_new(pj, "algorithm", json_string(p->algorithm));
+            json_t *opts = sim_cli_options_json(&o, &in);
+            json_object_set_new(opts, "route", json_string(ms_route_name(o.so.route)));
+            fprintf(f.fp, "{\n  \"command\": \"simulate\",\n");
+            dump(f.fp, "trace", sim_cli_trace_json(&in), JSON_COMPACT, ",");
+            dump(f.fp, "placement", pj, JSON_COMPACT, ",");
+            dump(f.fp, "options", opts, JSON_COMPACT, ",");
+            dump(f.fp, "summary", sum, JSON_INDENT(2), o.details ? "," : "");
+            if (o.details) {
+                fprintf(f.fp, "  \"records\": [\n");
+                for (uint64_t i = 0; i < res->n_records; i++) {
+                    const ms_sim_record *x = &res->records[i];
+                    const double *dv = det.dev + i * 4 * det.D;
+                    ms_sim_step stp = {x, det.D, dv, dv + det.D, NULL, NULL, NULL, NULL, dv + 2 * det.D,
+                                       dv + 3 * det.D, NULL, NULL, NULL, NULL, NULL, NULL};
+                    json_t *rj = ms_sim_record_json(x, &stp);
+                    char *s = json_dumps(rj, JSON_COMPACT | JSON_REAL_PRECISION(17));
+                    json_decref(rj);
+                    fprintf(f.fp, "    %s%s\n", s ? s : "null", i + 1 < res->n_records ? "," : "");
+                    free(s);
+                }
+                fprintf(f.fp, "  ]\n");
+            }
+            fprintf(f.fp, "}\n");
+        }
+        rc = cli_commit_output(cmd, &f);
+    }
+    ms_sim_result_free(res);
+    ms_free(det.dev);
+    sim_inputs_free(&in);
+    return rc;
+}

@@ -1,0 +1,106 @@
+/* report_internal.h - what the report keeps of each input (report_input.c
+ * reads files into these; report.c turns them into charts and tables). */
+#ifndef MOESIM_REPORT_INTERNAL_H
+#define MOESIM_REPORT_INTERNAL_H
+
+#include "moesim/place.h"
+#include "moesim/report.h"
+
+/* Expert statistics (from stats JSON or a trace). */
+typedef struct rp_stats {
+    uint32_t L, E, K;
+    uint64_t tokens, requests;
+    char phase[16];
+    char digest[24];
+    double *load;       /* [L][E] token-expert assignments */
+    double *ltokens;    /* [L] tokens per layer */
+    double *ratio;      /* [L] max/mean */
+    double *cv;         /* [L] */
+    double *hot10;      /* [L] */
+    /* strongest co-activated pairs, per layer: pairs[pair_off[l] .. pair_off[l+1]) */
+    size_t *pair_off;   /* [L + 1] */
+    uint32_t *pair_a, *pair_b;
+    double *pair_n;
+    double *coact;      /* NULL or [L][E][E] full matrix (from a trace) */
+} rp_stats;
+
+/* One simulated run (a simulate file, or one entry of a compare file). */
+typedef struct rp_run {
+    char *label;
+    char *details;      /* placement, route, presets, options as "key=value; ..." */
+    char digest[24];
+    /* summary (NAN when absent) */
+    double imb[5];      /* mean, p50, p95, p99, max */
+    double lt[5];       /* layer time, us */
+    double tps, intra, inter, dropped, rerouted, dispatch, compute, combine, energy_tok;
+    /* records (n_rec may be 0) */
+    size_t n_rec;
+    double *r_imb, *r_lt, *r_intra, *r_inter;
+    int64_t *r_layer, *r_batch;
+    uint32_t n_dev;     /* per-device loads per record, or 0 */
+    double *r_dev;      /* [n_rec][n_dev] */
+    uint32_t rows, cols;/* grid, 0 when unknown */
+    /* per-layer aggregates given by the file (used when there are no records) */
+    size_t n_pl;
+    double *pl_layer, *pl_imb, *pl_lt;
+} rp_run;
+
+typedef struct rp_power {
+    char *label;
+    double energy_tok, avg_w, peak_w, total_j;
+    /* breakdown in joules: compute, memory, communication, idle (NAN = absent) */
+    double parts[4];
+    size_t n_t;
+    double *t_ms, *p_w; /* cluster power timeline */
+} rp_power;
+
+typedef struct rp_series {
+    char *name;
+    size_t n;
+    double *x, *y;
+} rp_series;
+
+typedef struct rp_scale {
+    char *label;
+    char xname[64];
+    size_t n_series;
+    rp_series *series;  /* power (or energy) against total parameters */
+    char yunit[16];
+    size_t n_walls;
+    double *wall_y;     /* in yunit */
+    char **wall_label;
+} rp_scale;
+
+typedef struct rp_table {
+    /* a generic table: columns and rows of text cells */
+    size_t n_cols, n_rows;
+    char **head;        /* [n_cols] */
+    char **cell;        /* [n_rows][n_cols] */
+} rp_table;
+
+typedef struct rp_input {
+    ms_report_kind kind;
+    char *path;
+    char *label;        /* file name without directories */
+    rp_stats *stats;
+    ms_placement *placement;
+    size_t n_runs;
+    rp_run *runs;
+    size_t n_power;
+    rp_power *power;    /* [n_power] */
+    rp_scale *scale;
+    rp_table *table;    /* sweep rows or other numbers */
+    char *info;         /* a one-line description of the inputs that produced it */
+} rp_input;
+
+struct ms_report {
+    size_t n;
+    rp_input *in;
+};
+
+/* report_input.c */
+void rp_input_clear(rp_input *in);
+ms_status rp_read_file(const char *path, rp_input *in, ms_error *err);
+ms_status rp_stats_from(const ms_stats *s, rp_stats **out, ms_error *err);
+
+#endif
