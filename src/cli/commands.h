@@ -10,6 +10,8 @@ int cmd_simulate(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
+int cmd_moe_bench(int argc, char **argv);
+int cmd_calibrate(int argc, char **argv);
 int cmd_deploy(int argc, char **argv);
 int cmd_scale(int argc, char **argv);
 int cmd_power(int argc, char **argv);

@@ -23,6 +23,8 @@ static const command commands[] = {
     {"power", cmd_power, "energy and power per device and phase, cluster timeline, cost of imbalance"},
     {"report", cmd_report, "one self-contained HTML page (inline SVG charts) from JSON results"},
     {"sweep", cmd_sweep, "a grid of traces x algorithms x policies x clusters x budgets, threads or MPI, resumable"},
+    {"moe-bench", cmd_moe_bench, "time the MoE operator (optimized vs functional) against tokens per expert and the BLAS peak"},
+    {"calibrate", cmd_calibrate, "measure this machine's MoE operator and write a hardware preset (efficiency curve)"},
 };
 
 static void usage(FILE *fp) {
