@@ -10,6 +10,7 @@ int bench_place(void) __attribute__((weak));
 int bench_sim(void) __attribute__((weak));
 int bench_gen(void) __attribute__((weak));
 int bench_moe(void) __attribute__((weak));
+int bench_opt(void) __attribute__((weak));
 
 /* Seconds of the best of `reps` runs of fn(ctx). */
 double bench_best_of(int reps, void (*fn)(void *), void *ctx);

@@ -15,7 +15,9 @@ say "1. a synthetic DeepSeek-V3 trace (moesim gen)"
 "$bin" info "$out/trace" --quiet
 
 say "2. expert load statistics (first layers; moesim stats)"
-"$bin" stats "$out/trace" --quiet --pairs 3 | head -12
+# (to a file first: `| head` would close the pipe early and pipefail would fail the demo)
+"$bin" stats "$out/trace" --quiet --pairs 3 > "$out/stats.txt"
+head -12 "$out/stats.txt"
 "$bin" stats "$out/trace" --quiet --format json -o "$out/stats.json"
 
 say "3. placements on the training half (moesim place), 16 x 8 GPUs, 3 slots each"
@@ -32,15 +34,24 @@ say "4. the held-out half through each placement and routing policy (moesim comp
 places=()
 for algo in "${algos[@]}"; do places+=(--placement "$out/place-$algo.json"); done
 sim=(--cost-model roofline --batch prefill --batch-tokens 8192 --hw h100-sxm --model deepseek-v3 --quiet)
-"$bin" compare "$out/trace@eval" "${places[@]}" --route round-robin,least-loaded "${sim[@]}" --format json -o "$out/compare.json"
+# --details: every (batch, layer) with its per-device loads, for the report's CDFs and heatmaps
+"$bin" compare "$out/trace@eval" "${places[@]}" --route round-robin,least-loaded "${sim[@]}" --details \
+  --format json -o "$out/compare.json"
 "$bin" compare "$out/trace@eval" "${places[@]}" --route round-robin,least-loaded "${sim[@]}"
 
-say "5. energy and power: EPLB vs the contiguous baseline (moesim power)"
-"$bin" power "$out/trace@eval" --placement "$out/place-eplb.json" --placement "$out/place-contiguous.json" "${sim[@]}" \
-  --format json -o "$out/power.json"
-"$bin" power "$out/trace@eval" --placement "$out/place-eplb.json" --placement "$out/place-contiguous.json" "${sim[@]}" | head -24
+say "5. energy and power: EPLB vs the contiguous baseline, least-loaded routing (moesim power)"
+# the same placement files and route as compare's runs: the report's summary shows their energy per token
+pw=(--placement "$out/place-eplb.json" --placement "$out/place-contiguous.json" --route least-loaded "${sim[@]}")
+"$bin" power "$out/trace@eval" "${pw[@]}" --timeline --format json -o "$out/power.json"
+"$bin" power "$out/trace@eval" "${pw[@]}" > "$out/power.txt"
+head -24 "$out/power.txt"
 
-say "6. the report"
+say "6. how power grows with model size, and the power wall (moesim scale)"
+"$bin" scale --format json -o "$out/scale.json"
+"$bin" scale > "$out/scale.txt"
+tail -5 "$out/scale.txt"
+
+say "7. the report"
 "$bin" report "$out/stats.json" "$out/place-eplb.json" "$out/place-contiguous.json" "$out/compare.json" \
-  "$out/power.json" -o "$out/report.html" --quiet
-echo "open $out/report.html in a browser: device heatmaps, imbalance CDFs, load profiles, power"
+  "$out/power.json" "$out/scale.json" -o "$out/report.html" --quiet
+echo "open $out/report.html in a browser: device heatmaps, imbalance CDFs, load profiles, power, scaling"

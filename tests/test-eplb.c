@@ -13,15 +13,18 @@
 
 #include "moesim/place.h"
 
+/* EPLB on a rows x cols grid of `slots` slots, `groups` expert groups, no LP bound. */
+static void eplb_opts(ms_place_opts *o, uint32_t rows, uint32_t cols, uint32_t slots, uint32_t groups) {
+    tu_place_opts(o, "eplb", rows, cols, slots);
+    o->groups = groups;
+    o->lp_bound = false;
+}
+
 static ms_placement *run_eplb(const ms_loads *ld, uint32_t rows, uint32_t cols, uint32_t slots, uint32_t groups,
                               ms_status want, ms_error *err) {
     ms_place_input in = {ld, NULL, 0};
     ms_place_opts o;
-    ms_place_opts_default(&o);
-    o.algo = "eplb";
-    o.cluster = (ms_cluster){rows, cols, slots};
-    o.groups = groups;
-    o.lp_bound = false;
+    eplb_opts(&o, rows, cols, slots, groups);
     ms_placement *p = NULL;
     ms_status st = ms_place_run(&in, &o, &p, err);
     if (st != want) fprintf(stderr, "ms_place_run: %s\n", err->msg);
@@ -36,10 +39,8 @@ static void test_readme_example(void **state) {
                                     {20, 107, 104, 64, 19, 197, 187, 157, 172, 86, 16, 27}};
     static const int32_t want[2][16] = {{5, 6, 5, 7, 8, 4, 3, 4, 10, 9, 10, 2, 0, 1, 11, 1},
                                         {7, 10, 6, 8, 6, 11, 8, 9, 2, 4, 5, 1, 5, 0, 3, 1}};
-    ms_loads *ld;
+    ms_loads *ld = tu_loads(2, 12, &w[0][0]);
     ms_error err = {0};
-    assert_int_equal(ms_loads_new(2, 12, &ld, &err), MS_OK);
-    memcpy(ld->w, w, sizeof w);
     ms_placement *p = run_eplb(ld, 2, 4, 2, 4, MS_OK, &err);
     assert_memory_equal(p->phy2log, want, sizeof want);
     /* logcnt counted by hand from the rows above */
@@ -360,11 +361,8 @@ static void test_errors(void **state) {
     /* --redundant other than "fill all" */
     ms_place_input in = {ld, NULL, 0};
     ms_place_opts o;
-    ms_place_opts_default(&o);
-    o.algo = "eplb";
-    o.cluster = (ms_cluster){2, 4, 2};
+    eplb_opts(&o, 2, 4, 2, 0);
     o.redundant = 2;
-    o.lp_bound = false;
     ms_placement *p = NULL;
     assert_int_equal(ms_place_run(&in, &o, &p, &err), MS_E_INPUT);
     assert_non_null(strstr(err.msg, "redundant"));
@@ -390,12 +388,8 @@ static void test_shared_expert(void **state) {
     for (uint32_t i = 0; i < 24; i++) ld->w[i] = (double)((i * 37) % 101 + 1);
     ms_place_input in = {ld, NULL, 0};
     ms_place_opts o;
-    ms_place_opts_default(&o);
-    o.algo = "eplb";
-    o.cluster = (ms_cluster){2, 4, 2};
-    o.groups = 4;
+    eplb_opts(&o, 2, 4, 2, 4);
     o.shared_expert = true;
-    o.lp_bound = false;
     ms_placement *p = NULL;
     assert_int_equal(ms_place_run(&in, &o, &p, &err), MS_OK);
     assert_true(p->has_shared);

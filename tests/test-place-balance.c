@@ -14,88 +14,6 @@
 #include "moesim/stats.h"
 #include "moesim/trace.h"
 
-/* ------------------------------------------------------------ helpers */
-
-static ms_loads *make_loads(uint32_t layers, uint32_t experts, const double *w) {
-    ms_loads *l;
-    ms_error err = {0};
-    assert_int_equal(ms_loads_new(layers, experts, &l, &err), MS_OK);
-    memcpy(l->w, w, (size_t)layers * experts * sizeof *w);
-    return l;
-}
-
-static void base_opts(ms_place_opts *o, const char *algo, uint32_t rows, uint32_t cols, uint32_t spd) {
-    ms_place_opts_default(o);
-    o->algo = algo;
-    o->cluster.rows = rows;
-    o->cluster.cols = cols;
-    o->cluster.slots_per_device = spd;
-}
-
-static ms_placement *run_ok(const ms_loads *l, const ms_stats *s, const ms_place_opts *o) {
-    ms_place_input in = {l, s, 0};
-    ms_placement *p = NULL;
-    ms_error err = {0};
-    ms_status st = ms_place_run(&in, o, &p, &err);
-    if (st != MS_OK) fprintf(stderr, "%s: %s\n", o->algo, err.msg);
-    assert_int_equal(st, MS_OK);
-    return p;
-}
-
-/* Device of shared replica i: row i mod rows, column i mod cols. */
-static uint32_t shared_dev(const ms_cluster *c, uint32_t i) { return (i % c->rows) * c->cols + i % c->cols; }
-
-/* Invariants checked independently of ms_placement_check: ids in range,
- * every routed expert placed, exact replica total, shared replicas where the
- * rule puts them and nowhere else, log2phy consistent with phy2log. */
-static void check_invariants(const ms_placement *p, const ms_place_opts *o, uint32_t E, uint32_t expect_total) {
-    const ms_cluster *c = &o->cluster;
-    uint32_t spd = c->slots_per_device, nd = c->rows * c->cols;
-    uint32_t ns = o->shared_expert ? (o->shared_replicas ? o->shared_replicas : c->rows) : 0;
-    assert_int_equal(p->n_routed, E);
-    assert_int_equal(p->n_phys, nd * spd);
-    uint32_t *cnt = calloc(E + 1, sizeof *cnt);
-    uint32_t *sh = calloc(nd, sizeof *sh);
-    for (uint32_t i = 0; i < ns; i++) sh[shared_dev(c, i)]++;
-    for (uint32_t l = 0; l < p->n_layers; l++) {
-        memset(cnt, 0, (E + 1) * sizeof *cnt);
-        const int32_t *row = p->phy2log + (size_t)l * p->n_phys;
-        for (uint32_t d = 0; d < nd; d++) {
-            uint32_t shd = 0;
-            for (uint32_t s = 0; s < spd; s++) {
-                int32_t e = row[d * spd + s];
-                assert_true(e >= -1 && e < (int32_t)(E + (o->shared_expert ? 1 : 0)));
-                if (e >= 0) cnt[e]++;
-                if (o->shared_expert && e == (int32_t)E) {
-                    shd++;
-                    assert_true(s < sh[d]); /* lowest free slots, reserved first */
-                }
-            }
-            assert_int_equal(shd, sh[d]);
-        }
-        uint32_t total = 0;
-        for (uint32_t e = 0; e < E; e++) {
-            assert_true(cnt[e] >= 1);
-            total += cnt[e];
-            assert_int_equal(p->logcnt[(size_t)l * p->n_logical + e], cnt[e]);
-            for (uint32_t k = 0; k < cnt[e]; k++) {
-                int32_t s = p->log2phy[((size_t)l * p->n_logical + e) * p->max_replicas + k];
-                assert_true(s >= 0 && row[s] == (int32_t)e);
-            }
-        }
-        assert_int_equal(total, expect_total);
-    }
-    free(cnt);
-    free(sh);
-}
-
-/* Replica devices of expert e in layer l, in log2phy order. */
-static uint32_t replicas(const ms_placement *p, uint32_t l, uint32_t e, int32_t *slots) {
-    uint32_t n = p->logcnt[(size_t)l * p->n_logical + e];
-    for (uint32_t k = 0; k < n; k++) slots[k] = p->log2phy[((size_t)l * p->n_logical + e) * p->max_replicas + k];
-    return n;
-}
-
 /* --------------------------------------------------- the peer's output */
 
 static void test_reference_balance(void **state) {
@@ -121,11 +39,11 @@ static void test_reference_balance(void **state) {
     /* spot checks against numpy (bincount of routed_experts[:,10,:]) */
     assert_true(w[0] == 8993 && w[16] == 17085 && w[53] == 3427);
     ms_trace_free(t);
-    ms_loads *l = make_loads(1, 64, w);
+    ms_loads *l = tu_loads(1, 64, w);
     ms_place_opts o;
-    base_opts(&o, "balance", 2, 8, 6);
-    ms_placement *p = run_ok(l, NULL, &o);
-    check_invariants(p, &o, 64, 96);
+    tu_place_opts(&o, "balance", 2, 8, 6);
+    ms_placement *p = tu_place_ok(l, NULL, &o);
+    tu_check_placement(p, &o, 64, 96, 96);
 
     snprintf(path, sizeof path, "%s/balance_dsv2lite_l10_2x8.placement.json", ref);
     json_error_t je;
@@ -139,7 +57,7 @@ static void test_reference_balance(void **state) {
         json_t *arr = json_object_get(root, key);
         assert_true(json_is_array(arr));
         int32_t slots[16];
-        uint32_t n = replicas(p, 0, e, slots);
+        uint32_t n = tu_replicas(p, 0, e, slots);
         if (n != json_array_size(arr)) {
             fprintf(stderr, "expert %u: %u replicas, reference %zu\n", e, n, json_array_size(arr));
             mismatches++;
@@ -165,8 +83,8 @@ static void test_reference_balance(void **state) {
     /* the same input along columns: still a valid placement with the same budget */
     ms_placement_free(p);
     o.axis = 'c';
-    p = run_ok(l, NULL, &o);
-    check_invariants(p, &o, 64, 96);
+    p = tu_place_ok(l, NULL, &o);
+    tu_check_placement(p, &o, 64, 96, 96);
     ms_placement_free(p);
     ms_loads_free(l);
 }
@@ -178,35 +96,35 @@ static void test_reference_balance(void **state) {
 static void test_balance_by_hand(void **state) {
     (void)state;
     const double w[5] = {50, 10, 40, 30, 20};
-    ms_loads *l = make_loads(1, 5, w);
+    ms_loads *l = tu_loads(1, 5, w);
     ms_place_opts o;
-    base_opts(&o, "balance", 2, 2, 2);
-    ms_placement *p = run_ok(l, NULL, &o);
+    tu_place_opts(&o, "balance", 2, 2, 2);
+    ms_placement *p = tu_place_ok(l, NULL, &o);
     /* e0 -> d0, then row 1 farthest column -> d3; e2 -> d1, d2; e3 -> d1 (40 < 50),
      * d2 (40 < 50); e4 -> row 0 (tie) d0 (d1 full); e1 -> row 1 (120 < 140) d3 */
     const int32_t expect[8] = {0, 4, 2, 3, 2, 3, 0, 1};
     for (int i = 0; i < 8; i++) assert_int_equal(p->phy2log[i], expect[i]);
-    check_invariants(p, &o, 5, 8);
+    tu_check_placement(p, &o, 5, 8, 8);
     ms_placement_free(p);
 
     /* the budget rule with a smaller budget: --redundant 1 -> only expert 0 */
     o.redundant = 1;
-    p = run_ok(l, NULL, &o);
+    p = tu_place_ok(l, NULL, &o);
     assert_int_equal(p->logcnt[0], 2);
     for (uint32_t e = 1; e < 5; e++) assert_int_equal(p->logcnt[e], 1);
-    check_invariants(p, &o, 5, 6);
+    tu_check_placement(p, &o, 5, 6, 6);
     ms_placement_free(p);
 
     /* the budget cycles: 1 expert, 1x2 devices x 3 slots, 5 extra -> 6 replicas */
     const double w1[3] = {5, 3, 1};
-    ms_loads *l1 = make_loads(1, 3, w1);
-    base_opts(&o, "balance", 1, 3, 3); /* 9 slots, extra 6: each expert twice more */
-    p = run_ok(l1, NULL, &o);
+    ms_loads *l1 = tu_loads(1, 3, w1);
+    tu_place_opts(&o, "balance", 1, 3, 3); /* 9 slots, extra 6: each expert twice more */
+    p = tu_place_ok(l1, NULL, &o);
     for (uint32_t e = 0; e < 3; e++) assert_int_equal(p->logcnt[e], 3);
     /* every expert on three distinct devices */
     for (uint32_t e = 0; e < 3; e++) {
         int32_t s[4];
-        uint32_t n = replicas(p, 0, e, s);
+        uint32_t n = tu_replicas(p, 0, e, s);
         assert_int_equal(n, 3);
         assert_true(s[0] / 3 != s[1] / 3 && s[1] / 3 != s[2] / 3 && s[0] / 3 != s[2] / 3);
     }
@@ -219,11 +137,11 @@ static void test_balance_by_hand(void **state) {
 static void test_balance_col_axis(void **state) {
     (void)state;
     const double w[5] = {50, 10, 40, 30, 20};
-    ms_loads *l = make_loads(1, 5, w);
+    ms_loads *l = tu_loads(1, 5, w);
     ms_place_opts o;
-    base_opts(&o, "balance", 2, 2, 2);
+    tu_place_opts(&o, "balance", 2, 2, 2);
     o.axis = 'c';
-    ms_placement *p = run_ok(l, NULL, &o);
+    ms_placement *p = tu_place_ok(l, NULL, &o);
     /* transposing the row-axis result (devices 0 1 2 3 -> 0 2 1 3) */
     const int32_t expect[8] = {0, 4, 2, 3, 2, 3, 0, 1};
     const uint32_t tr[4] = {0, 2, 1, 3};
@@ -242,18 +160,18 @@ static void test_balance_col_axis(void **state) {
 static void test_balance_shared(void **state) {
     (void)state;
     const double w[4] = {40, 30, 20, 10};
-    ms_loads *l = make_loads(1, 4, w);
+    ms_loads *l = tu_loads(1, 4, w);
     ms_place_opts o;
-    base_opts(&o, "balance", 2, 2, 2);
+    tu_place_opts(&o, "balance", 2, 2, 2);
     o.shared_expert = true;
     o.shared_load = 100; /* per replica 50 on devices 0 and 3 */
-    ms_placement *p = run_ok(l, NULL, &o);
-    check_invariants(p, &o, 4, 6);
+    ms_placement *p = tu_place_ok(l, NULL, &o);
+    tu_check_placement(p, &o, 4, 6, 6);
     /* devices 1 and 2 take the hottest experts first */
     assert_int_equal(p->phy2log[0], 4);
     assert_int_equal(p->phy2log[6], 4);
     int32_t s[4];
-    replicas(p, 0, 0, s);
+    tu_replicas(p, 0, 0, s);
     assert_true(s[0] / 2 == 1 || s[0] / 2 == 2);
     ms_placement_free(p);
     ms_loads_free(l);
@@ -265,11 +183,11 @@ static void test_hot_tier(void **state) {
     (void)state;
     /* 4 rows x 1 col x 3 slots = 12 slots; 8 experts + 4 extra */
     const double w[8] = {100, 90, 80, 70, 10, 9, 8, 7};
-    ms_loads *l = make_loads(1, 8, w);
+    ms_loads *l = tu_loads(1, 8, w);
     ms_place_opts o;
-    base_opts(&o, "hot-tier", 4, 1, 3);
-    ms_placement *p = run_ok(l, NULL, &o);
-    check_invariants(p, &o, 8, 12);
+    tu_place_opts(&o, "hot-tier", 4, 1, 3);
+    ms_placement *p = tu_place_ok(l, NULL, &o);
+    tu_check_placement(p, &o, 8, 12, 12);
     /* default hot_n = experts with extra replicas (0..3, two each): 8 hot
      * replicas over 4 rows -> exactly 2 per row */
     uint32_t hot_per_row[4] = {0};
@@ -279,7 +197,7 @@ static void test_hot_tier(void **state) {
     /* replicas of a hot expert in different rows */
     for (uint32_t e = 0; e < 4; e++) {
         int32_t s[4];
-        assert_int_equal(replicas(p, 0, e, s), 2);
+        assert_int_equal(tu_replicas(p, 0, e, s), 2);
         assert_true(s[0] / 3 != s[1] / 3);
     }
     ms_placement_free(p);
@@ -288,39 +206,6 @@ static void test_hot_tier(void **state) {
 
 /* ---------------------------------------------------- random traces */
 
-/* A random skewed trace: `layers` layers, E experts, top-k distinct ids,
- * tokens in one request. */
-static ms_trace *random_trace(uint64_t seed, uint32_t layers, uint32_t E, uint32_t k, uint64_t tokens) {
-    ms_trace *t;
-    ms_error err = {0};
-    assert_int_equal(ms_trace_new(layers, E, k, 0, 1, tokens, &t, &err), MS_OK);
-    ms_rng r;
-    ms_rng_seed(&r, seed);
-    for (uint32_t l = 0; l < layers; l++)
-        for (uint64_t tok = 0; tok < tokens; tok++) {
-            uint16_t *row = t->experts + ((uint64_t)l * tokens + tok) * k;
-            for (uint32_t j = 0; j < k; j++) {
-                uint16_t e;
-                int dup;
-                do {
-                    /* skew: squares of uniforms favour low ids */
-                    double u = ms_rng_uniform(&r);
-                    e = (uint16_t)(u * u * E);
-                    if (e >= E) e = (uint16_t)(E - 1);
-                    dup = 0;
-                    for (uint32_t q = 0; q < j; q++) dup |= row[q] == e;
-                } while (dup);
-                row[j] = e;
-            }
-        }
-    t->tok_offset[0] = 0;
-    t->tok_offset[1] = tokens;
-    t->n_prompt[0] = (uint32_t)tokens;
-    t->n_output[0] = 0;
-    assert_int_equal(ms_trace_finish(t, &err), MS_OK);
-    return t;
-}
-
 static void test_random_invariants(void **state) {
     (void)state;
     const char *algos[] = {"balance", "balance-coact", "hot-tier", "greedy-cost"};
@@ -328,16 +213,9 @@ static void test_random_invariants(void **state) {
     ms_rng_seed(&r, 42);
     for (int iter = 0; iter < 40; iter++) {
         uint32_t E = 3 + (uint32_t)ms_rng_below(&r, 14), k = 1 + (uint32_t)ms_rng_below(&r, E < 4 ? E : 4);
-        ms_trace *t = random_trace(1000 + (uint64_t)iter, 2, E, k, 200 + ms_rng_below(&r, 300));
-        ms_stats_opts so;
-        ms_stats_opts_default(&so);
-        so.window = 50;
-        so.coact = true;
-        ms_stats *s;
-        ms_error err = {0};
-        assert_int_equal(ms_stats_compute(t, &so, &s, &err), MS_OK);
-        ms_loads *l;
-        assert_int_equal(ms_stats_to_loads(s, &l, &err), MS_OK);
+        ms_trace *t = tu_random_trace(1000 + (uint64_t)iter, 2, E, k, 200 + ms_rng_below(&r, 300));
+        ms_stats *s = tu_stats_coact(t, 50);
+        ms_loads *l = tu_stats_loads(s);
         ms_place_opts o;
         uint32_t rows = 1 + (uint32_t)ms_rng_below(&r, 3), cols = 1 + (uint32_t)ms_rng_below(&r, 4);
         bool shared = ms_rng_below(&r, 2) == 1;
@@ -345,16 +223,16 @@ static void test_random_invariants(void **state) {
         uint32_t spd = (E + ns + rows * cols - 1) / (rows * cols) + (uint32_t)ms_rng_below(&r, 3);
         if (shared && spd < 2) spd = 2;
         for (size_t a = 0; a < sizeof algos / sizeof *algos; a++) {
-            base_opts(&o, algos[a], rows, cols, spd);
+            tu_place_opts(&o, algos[a], rows, cols, spd);
             o.shared_expert = shared;
             o.axis = ms_rng_below(&r, 2) ? 'r' : 'c';
             uint32_t room = rows * cols * spd - E - ns;
             o.redundant = ms_rng_below(&r, 3) == 0 ? UINT32_MAX : (uint32_t)ms_rng_below(&r, room + 1);
             uint32_t extra = o.redundant < room ? o.redundant : room;
-            ms_placement *p = run_ok(l, s, &o);
-            check_invariants(p, &o, E, E + extra);
+            ms_placement *p = tu_place_ok(l, s, &o);
+            tu_check_placement(p, &o, E, E + extra, E + extra);
             /* deterministic: same input, same bytes */
-            ms_placement *q = run_ok(l, s, &o);
+            ms_placement *q = tu_place_ok(l, s, &o);
             assert_memory_equal(p->phy2log, q->phy2log, (size_t)p->n_layers * p->n_phys * sizeof *p->phy2log);
             ms_placement_free(q);
             ms_placement_free(p);
@@ -371,33 +249,25 @@ static void test_balance_coact(void **state) {
     (void)state;
     /* 1 row x 2 cols x 2 slots; top-2: 50 tokens {0,1}, 50 tokens {2,3},
      * 1 token {0,2}: loads 51 50 51 50, order 0 2 1 3 */
-    ms_trace *t;
-    ms_error err = {0};
-    assert_int_equal(ms_trace_new(1, 4, 2, 0, 1, 101, &t, &err), MS_OK);
+    uint16_t ids[202];
     for (uint32_t tok = 0; tok < 101; tok++) {
-        t->experts[tok * 2] = tok < 50 ? 0 : tok < 100 ? 2 : 0;
-        t->experts[tok * 2 + 1] = tok < 50 ? 1 : tok < 100 ? 3 : 2;
+        ids[tok * 2] = tok < 50 ? 0 : tok < 100 ? 2 : 0;
+        ids[tok * 2 + 1] = tok < 50 ? 1 : tok < 100 ? 3 : 2;
     }
-    t->tok_offset[1] = 101;
-    t->n_prompt[0] = 101;
-    assert_int_equal(ms_trace_finish(t, &err), MS_OK);
-    ms_stats_opts so;
-    ms_stats_opts_default(&so);
-    so.coact = true;
-    ms_stats *s;
-    assert_int_equal(ms_stats_compute(t, &so, &s, &err), MS_OK);
-    ms_loads *l;
-    assert_int_equal(ms_stats_to_loads(s, &l, &err), MS_OK);
+    ms_trace *t = tu_trace_from_rows(4, 2, ids, 101);
+    ms_stats *s = tu_stats_coact(t, 0);
+    ms_loads *l = tu_stats_loads(s);
+    ms_error err = {0};
     ms_place_opts o;
     /* balance: 0 -> d0, 2 -> d1, 1 -> d0 (51 = 51, lower index), 3 -> d1 */
-    base_opts(&o, "balance", 1, 2, 2);
-    ms_placement *p = run_ok(l, s, &o);
+    tu_place_opts(&o, "balance", 1, 2, 2);
+    ms_placement *p = tu_place_ok(l, s, &o);
     const int32_t plain[4] = {0, 1, 2, 3};
     for (int i = 0; i < 4; i++) assert_int_equal(p->phy2log[i], plain[i]);
     ms_placement_free(p);
     /* balance-coact: 1 -> d1 (d0 scores 51 + 50), 3 -> d0 (d1 scores 101 + 50) */
     o.algo = "balance-coact";
-    p = run_ok(l, s, &o);
+    p = tu_place_ok(l, s, &o);
     const int32_t coact[4] = {0, 3, 1, 2};
     for (int i = 0; i < 4; i++) assert_int_equal(p->phy2log[i], coact[i]);
     ms_placement_free(p);
@@ -415,14 +285,14 @@ static void test_greedy_cost(void **state) {
     (void)state;
     /* 2 rows x 2 cols x 2 slots, 4 experts, extra 4: each expert twice */
     const double w[4] = {64, 64, 64, 64};
-    ms_loads *l = make_loads(1, 4, w);
+    ms_loads *l = tu_loads(1, 4, w);
     ms_place_opts o;
-    base_opts(&o, "greedy-cost", 2, 2, 2);
-    ms_placement *p = run_ok(l, NULL, &o);
-    check_invariants(p, &o, 4, 8);
+    tu_place_opts(&o, "greedy-cost", 2, 2, 2);
+    ms_placement *p = tu_place_ok(l, NULL, &o);
+    tu_check_placement(p, &o, 4, 8, 8);
     for (uint32_t e = 0; e < 4; e++) {
         int32_t s[4];
-        assert_int_equal(replicas(p, 0, e, s), 2);
+        assert_int_equal(tu_replicas(p, 0, e, s), 2);
         assert_true(s[0] / 4 != s[1] / 4); /* rows differ (4 slots per row) */
     }
     /* every device holds two instances */

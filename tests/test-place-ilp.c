@@ -13,22 +13,6 @@
 #include "moesim/place.h"
 #include "place/algos.h"
 
-static ms_loads *make_loads(uint32_t layers, uint32_t experts, const double *w) {
-    ms_loads *l;
-    ms_error err = {0};
-    assert_int_equal(ms_loads_new(layers, experts, &l, &err), MS_OK);
-    memcpy(l->w, w, (size_t)layers * experts * sizeof *w);
-    return l;
-}
-
-static void base_opts(ms_place_opts *o, const char *algo, uint32_t rows, uint32_t cols, uint32_t spd) {
-    ms_place_opts_default(o);
-    o->algo = algo;
-    o->cluster.rows = rows;
-    o->cluster.cols = cols;
-    o->cluster.slots_per_device = spd;
-}
-
 #ifdef MOESIM_HAVE_GLPK
 
 /* ------------------------------------------------------- brute force */
@@ -137,7 +121,7 @@ static void test_brute_force(void **state) {
             if (iter == 0) w[0] = 400; /* one very hot expert */
             if (iter == 1) w[E - 1] = 0; /* an unused expert still needs a slot */
             ms_place_opts o;
-            base_opts(&o, "ilp", shapes[k].rows, shapes[k].cols, spd);
+            tu_place_opts(&o, "ilp", shapes[k].rows, shapes[k].cols, spd);
             o.time_limit_s = 30;
             double c[8] = {0};
             uint32_t cap[8];
@@ -155,7 +139,7 @@ static void test_brute_force(void **state) {
             uint32_t room = free_slots - E;
             if (iter == 2 && room > 0) o.redundant = 1;
             uint32_t extra = o.redundant < room ? o.redundant : room;
-            ms_loads *l = make_loads(1, E, w);
+            ms_loads *l = tu_loads(1, E, w);
             ms_placement *p;
             double z = run_ilp(l, &o, &p);
             double best, best_even;
@@ -180,9 +164,9 @@ static void test_brute_force(void **state) {
 static void test_lower_bound(void **state) {
     (void)state;
     const double w[4] = {100, 90, 1, 1};
-    ms_loads *l = make_loads(1, 4, w);
+    ms_loads *l = tu_loads(1, 4, w);
     ms_place_opts o;
-    base_opts(&o, "ilp", 2, 2, 2);
+    tu_place_opts(&o, "ilp", 2, 2, 2);
     o.redundant = 2;
     ms_placement *p;
     ms_error err = {0};
@@ -209,9 +193,9 @@ static void test_time_limit(void **state) {
     ms_rng r;
     ms_rng_seed(&r, 5);
     for (int e = 0; e < 48; e++) w[e] = 1 + (double)ms_rng_below(&r, 1000);
-    ms_loads *l = make_loads(2, 24, w);
+    ms_loads *l = tu_loads(2, 24, w);
     ms_place_opts o;
-    base_opts(&o, "ilp", 2, 4, 4);
+    tu_place_opts(&o, "ilp", 2, 4, 4);
     o.time_limit_s = 0.3;
     ms_placement *p;
     double z = run_ilp(l, &o, &p);
@@ -233,9 +217,9 @@ static void test_too_large(void **state) {
     (void)state;
     double *w = calloc(256, sizeof *w);
     for (int e = 0; e < 256; e++) w[e] = e + 1;
-    ms_loads *l = make_loads(1, 256, w);
+    ms_loads *l = tu_loads(1, 256, w);
     ms_place_opts o;
-    base_opts(&o, "ilp", 16, 16, 2); /* 256 x 256 pairs */
+    tu_place_opts(&o, "ilp", 16, 16, 2); /* 256 x 256 pairs */
     ms_place_input in = {l, NULL, 0};
     ms_placement *p = NULL;
     ms_error err = {0};
@@ -261,9 +245,9 @@ int main(void) {
 static void test_unsupported(void **state) {
     (void)state;
     const double w[4] = {4, 3, 2, 1};
-    ms_loads *l = make_loads(1, 4, w);
+    ms_loads *l = tu_loads(1, 4, w);
     ms_place_opts o;
-    base_opts(&o, "ilp", 1, 2, 2);
+    tu_place_opts(&o, "ilp", 1, 2, 2);
     ms_place_input in = {l, NULL, 0};
     ms_placement *p = NULL;
     ms_error err = {0};

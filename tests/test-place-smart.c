@@ -11,105 +11,6 @@
 #include "moesim/stats.h"
 #include "moesim/trace.h"
 
-/* ------------------------------------------------------------ helpers */
-
-static ms_loads *make_loads(uint32_t layers, uint32_t experts, const double *w) {
-    ms_loads *l;
-    ms_error err = {0};
-    assert_int_equal(ms_loads_new(layers, experts, &l, &err), MS_OK);
-    memcpy(l->w, w, (size_t)layers * experts * sizeof *w);
-    return l;
-}
-
-static void base_opts(ms_place_opts *o, const char *algo, uint32_t rows, uint32_t cols, uint32_t spd) {
-    ms_place_opts_default(o);
-    o->algo = algo;
-    o->cluster.rows = rows;
-    o->cluster.cols = cols;
-    o->cluster.slots_per_device = spd;
-}
-
-static ms_placement *run_ok(const ms_loads *l, const ms_stats *s, const ms_place_opts *o) {
-    ms_place_input in = {l, s, 0};
-    ms_placement *p = NULL;
-    ms_error err = {0};
-    ms_status st = ms_place_run(&in, o, &p, &err);
-    if (st != MS_OK) fprintf(stderr, "%s: %s\n", o->algo, err.msg);
-    assert_int_equal(st, MS_OK);
-    return p;
-}
-
-static uint32_t replicas(const ms_placement *p, uint32_t l, uint32_t e, int32_t *slots) {
-    uint32_t n = p->logcnt[(size_t)l * p->n_logical + e];
-    for (uint32_t k = 0; k < n; k++) slots[k] = p->log2phy[((size_t)l * p->n_logical + e) * p->max_replicas + k];
-    return n;
-}
-
-/* A one-request trace of one layer from explicit rows (top-k ids each). */
-static ms_trace *trace_from_rows(uint32_t E, uint32_t k, const uint16_t *ids, uint64_t tokens) {
-    ms_trace *t;
-    ms_error err = {0};
-    assert_int_equal(ms_trace_new(1, E, k, 0, 1, tokens, &t, &err), MS_OK);
-    memcpy(t->experts, ids, tokens * k * sizeof *ids);
-    t->tok_offset[0] = 0;
-    t->tok_offset[1] = tokens;
-    t->n_prompt[0] = (uint32_t)tokens;
-    assert_int_equal(ms_trace_finish(t, &err), MS_OK);
-    return t;
-}
-
-static ms_stats *stats_of(const ms_trace *t, uint32_t window) {
-    ms_stats_opts so;
-    ms_stats_opts_default(&so);
-    so.window = window;
-    so.coact = true;
-    ms_stats *s;
-    ms_error err = {0};
-    assert_int_equal(ms_stats_compute(t, &so, &s, &err), MS_OK);
-    return s;
-}
-
-static uint32_t shared_dev(const ms_cluster *c, uint32_t i) { return (i % c->rows) * c->cols + i % c->cols; }
-
-/* Invariants independent of ms_placement_check (see test-place-balance.c);
- * expect_total = routed instances per layer, or 0 to only bound it by the
- * budget. */
-static void check_invariants(const ms_placement *p, const ms_place_opts *o, uint32_t E, uint32_t expect_total,
-                             uint32_t budget) {
-    const ms_cluster *c = &o->cluster;
-    uint32_t spd = c->slots_per_device, nd = c->rows * c->cols;
-    uint32_t ns = o->shared_expert ? (o->shared_replicas ? o->shared_replicas : c->rows) : 0;
-    uint32_t *cnt = calloc(E + 1, sizeof *cnt), *sh = calloc(nd, sizeof *sh);
-    for (uint32_t i = 0; i < ns; i++) sh[shared_dev(c, i)]++;
-    for (uint32_t l = 0; l < p->n_layers; l++) {
-        memset(cnt, 0, (E + 1) * sizeof *cnt);
-        const int32_t *row = p->phy2log + (size_t)l * p->n_phys;
-        for (uint32_t d = 0; d < nd; d++) {
-            uint32_t shd = 0;
-            for (uint32_t s = 0; s < spd; s++) {
-                int32_t e = row[d * spd + s];
-                assert_true(e >= -1 && e < (int32_t)(E + (o->shared_expert ? 1 : 0)));
-                if (e >= 0) cnt[e]++;
-                if (o->shared_expert && e == (int32_t)E) {
-                    shd++;
-                    assert_true(s < sh[d]);
-                }
-            }
-            assert_int_equal(shd, sh[d]);
-        }
-        uint32_t total = 0;
-        for (uint32_t e = 0; e < E; e++) {
-            assert_true(cnt[e] >= 1);
-            total += cnt[e];
-            assert_int_equal(p->logcnt[(size_t)l * p->n_logical + e], cnt[e]);
-        }
-        if (expect_total) assert_int_equal(total, expect_total);
-        assert_true(total <= budget);
-    }
-    free(cnt);
-    free(sh);
-}
-
 /* ---------------------------------------------------------- one-per-gpu */
 
 static void test_one_per_gpu_replicas(void **state) {
@@ -117,10 +18,10 @@ static void test_one_per_gpu_replicas(void **state) {
     /* 4 experts on 2x4 GPUs: 4 spare GPUs go to the largest load per
      * replica: 80 -> 40 (e0), tie 40/40 -> e0 (26.7), e1 (20), e0 (20) */
     const double w[4] = {80, 40, 20, 10};
-    ms_loads *l = make_loads(1, 4, w);
+    ms_loads *l = tu_loads(1, 4, w);
     ms_place_opts o;
-    base_opts(&o, "one-per-gpu", 2, 4, 2);
-    ms_placement *p = run_ok(l, NULL, &o);
+    tu_place_opts(&o, "one-per-gpu", 2, 4, 2);
+    ms_placement *p = tu_place_ok(l, NULL, &o);
     const uint32_t want[4] = {4, 2, 1, 1};
     for (uint32_t e = 0; e < 4; e++) assert_int_equal(p->logcnt[e], want[e]);
     /* exactly one routed expert per GPU, the second slot empty */
@@ -130,9 +31,9 @@ static void test_one_per_gpu_replicas(void **state) {
     }
     /* e1's two replicas in different rows, e0's four two per row */
     int32_t s[8];
-    replicas(p, 0, 1, s);
+    tu_replicas(p, 0, 1, s);
     assert_true(s[0] / 8 != s[1] / 8);
-    replicas(p, 0, 0, s);
+    tu_replicas(p, 0, 0, s);
     uint32_t row0 = 0;
     for (int i = 0; i < 4; i++) row0 += s[i] / 8 == 0;
     assert_int_equal(row0, 2);
@@ -140,12 +41,12 @@ static void test_one_per_gpu_replicas(void **state) {
 
     /* --redundant 0: one GPU each, the rest idle */
     o.redundant = 0;
-    p = run_ok(l, NULL, &o);
+    p = tu_place_ok(l, NULL, &o);
     for (uint32_t e = 0; e < 4; e++) assert_int_equal(p->logcnt[e], 1);
     ms_placement_free(p);
 
     /* E > G: a clear input error */
-    base_opts(&o, "one-per-gpu", 1, 3, 4);
+    tu_place_opts(&o, "one-per-gpu", 1, 3, 4);
     ms_place_input in = {l, NULL, 0};
     ms_error err = {0};
     assert_int_equal(ms_place_run(&in, &o, &p, &err), MS_E_INPUT);
@@ -164,25 +65,23 @@ static void test_one_per_gpu_topology(void **state) {
         ids[2 * t] = t % 2 ? 0 : 1;
         ids[2 * t + 1] = t % 2 ? 3 : 2;
     }
-    ms_trace *t = trace_from_rows(4, 2, ids, 200);
-    ms_stats *s = stats_of(t, 50);
-    ms_loads *l;
-    ms_error err = {0};
-    assert_int_equal(ms_stats_to_loads(s, &l, &err), MS_OK);
+    ms_trace *t = tu_trace_from_rows(4, 2, ids, 200);
+    ms_stats *s = tu_stats_coact(t, 50);
+    ms_loads *l = tu_stats_loads(s);
     ms_place_opts o;
-    base_opts(&o, "one-per-gpu", 2, 2, 1);
-    ms_placement *p = run_ok(l, s, &o);
+    tu_place_opts(&o, "one-per-gpu", 2, 2, 1);
+    ms_placement *p = tu_place_ok(l, s, &o);
     int32_t s0[2], s1[2], s2[2], s3[2];
-    replicas(p, 0, 0, s0);
-    replicas(p, 0, 1, s1);
-    replicas(p, 0, 2, s2);
-    replicas(p, 0, 3, s3);
+    tu_replicas(p, 0, 0, s0);
+    tu_replicas(p, 0, 1, s1);
+    tu_replicas(p, 0, 2, s2);
+    tu_replicas(p, 0, 3, s3);
     assert_int_equal(s0[0] / 2, s3[0] / 2); /* same row */
     assert_int_equal(s1[0] / 2, s2[0] / 2);
     assert_true(s0[0] / 2 != s1[0] / 2);
     ms_placement_free(p);
     /* without co-activation (loads only) it is still a valid one-per-GPU layout */
-    p = run_ok(l, NULL, &o);
+    p = tu_place_ok(l, NULL, &o);
     for (uint32_t d = 0; d < 4; d++) assert_true(p->phy2log[d] >= 0);
     ms_placement_free(p);
     ms_loads_free(l);
@@ -205,37 +104,36 @@ static ms_trace *bursty_trace(void) {
         for (int i = 0; i < e1; i++) r[k++] = 1;
         while (k < 100) r[k++] = 0;
     }
-    return trace_from_rows(4, 1, ids, 1000);
+    return tu_trace_from_rows(4, 1, ids, 1000);
 }
 
 static void test_tail(void **state) {
     (void)state;
     ms_trace *t = bursty_trace();
-    ms_stats *s = stats_of(t, 100);
+    ms_stats *s = tu_stats_coact(t, 100);
     assert_int_equal(s->layers[0].n_windows, 10);
-    ms_loads *l;
+    ms_loads *l = tu_stats_loads(s);
     ms_error err = {0};
-    assert_int_equal(ms_stats_to_loads(s, &l, &err), MS_OK);
     ms_place_opts o;
     /* 1 row x 3 GPUs x 2 slots: 4 experts + 2 extra */
-    base_opts(&o, "tail", 1, 3, 2);
+    tu_place_opts(&o, "tail", 1, 3, 2);
     o.tail_alpha = 2.0; /* tails 90 90 5 35 -> e0, e1 replicated */
-    ms_placement *p = run_ok(l, s, &o);
+    ms_placement *p = tu_place_ok(l, s, &o);
     const uint32_t tail_cnt[4] = {2, 2, 1, 1};
     for (uint32_t e = 0; e < 4; e++) assert_int_equal(p->logcnt[e], tail_cnt[e]);
     for (uint32_t e = 0; e < 2; e++) {
         int32_t sl[2];
-        replicas(p, 0, e, sl);
+        tu_replicas(p, 0, e, sl);
         assert_true(sl[0] / 2 != sl[1] / 2);
     }
-    check_invariants(p, &o, 4, 6, 6);
+    tu_check_placement(p, &o, 4, 6, 6);
     ms_placement_free(p);
     o.tail_alpha = -1.0; /* p95: 60 60 5 35 -> the same */
-    p = run_ok(l, s, &o);
+    p = tu_place_ok(l, s, &o);
     for (uint32_t e = 0; e < 4; e++) assert_int_equal(p->logcnt[e], tail_cnt[e]);
     ms_placement_free(p);
     /* the mean (no statistics: loads 300 300 50 350) replicates e3 then e0 */
-    p = run_ok(l, NULL, &o);
+    p = tu_place_ok(l, NULL, &o);
     const uint32_t mean_cnt[4] = {2, 1, 1, 2};
     for (uint32_t e = 0; e < 4; e++) assert_int_equal(p->logcnt[e], mean_cnt[e]);
     ms_placement_free(p);
@@ -263,20 +161,19 @@ static void test_coact(void **state) {
             r[1] = i < a ? 1 : 3;
         }
     }
-    ms_trace *t = trace_from_rows(4, 2, ids, 1000);
-    ms_stats *s = stats_of(t, 100);
-    ms_loads *l;
+    ms_trace *t = tu_trace_from_rows(4, 2, ids, 1000);
+    ms_stats *s = tu_stats_coact(t, 100);
+    ms_loads *l = tu_stats_loads(s);
     ms_error err = {0};
-    assert_int_equal(ms_stats_to_loads(s, &l, &err), MS_OK);
     ms_place_opts o;
-    base_opts(&o, "coact", 2, 2, 2);
+    tu_place_opts(&o, "coact", 2, 2, 2);
     o.redundant = 0;
-    ms_placement *p = run_ok(l, s, &o);
+    ms_placement *p = tu_place_ok(l, s, &o);
     int32_t s0[2], s1[2], s2[2], s3[2];
-    replicas(p, 0, 0, s0);
-    replicas(p, 0, 1, s1);
-    replicas(p, 0, 2, s2);
-    replicas(p, 0, 3, s3);
+    tu_replicas(p, 0, 0, s0);
+    tu_replicas(p, 0, 1, s1);
+    tu_replicas(p, 0, 2, s2);
+    tu_replicas(p, 0, 3, s3);
     assert_int_equal(s0[0] / 4, s1[0] / 4); /* same row (4 slots per row) */
     assert_int_equal(s2[0] / 4, s3[0] / 4);
     assert_true(s0[0] / 4 != s2[0] / 4);
@@ -285,10 +182,10 @@ static void test_coact(void **state) {
     ms_placement_free(p);
     /* with replicas: each expert's two replicas in different rows */
     o.redundant = UINT32_MAX;
-    p = run_ok(l, s, &o);
+    p = tu_place_ok(l, s, &o);
     for (uint32_t e = 0; e < 4; e++) {
         int32_t sl[2];
-        assert_int_equal(replicas(p, 0, e, sl), 2);
+        assert_int_equal(tu_replicas(p, 0, e, sl), 2);
         assert_true(sl[0] / 4 != sl[1] / 4);
     }
     ms_placement_free(p);
@@ -303,34 +200,6 @@ static void test_coact(void **state) {
 
 /* ------------------------------------------------------ random inputs */
 
-static ms_trace *random_trace(uint64_t seed, uint32_t layers, uint32_t E, uint32_t k, uint64_t tokens) {
-    ms_trace *t;
-    ms_error err = {0};
-    assert_int_equal(ms_trace_new(layers, E, k, 0, 1, tokens, &t, &err), MS_OK);
-    ms_rng r;
-    ms_rng_seed(&r, seed);
-    for (uint32_t l = 0; l < layers; l++)
-        for (uint64_t tok = 0; tok < tokens; tok++) {
-            uint16_t *row = t->experts + ((uint64_t)l * tokens + tok) * k;
-            for (uint32_t j = 0; j < k; j++) {
-                uint16_t e;
-                int dup;
-                do {
-                    double u = ms_rng_uniform(&r);
-                    e = (uint16_t)(u * u * E);
-                    if (e >= E) e = (uint16_t)(E - 1);
-                    dup = 0;
-                    for (uint32_t q = 0; q < j; q++) dup |= row[q] == e;
-                } while (dup);
-                row[j] = e;
-            }
-        }
-    t->tok_offset[1] = tokens;
-    t->n_prompt[0] = (uint32_t)tokens;
-    assert_int_equal(ms_trace_finish(t, &err), MS_OK);
-    return t;
-}
-
 static void test_random_invariants(void **state) {
     (void)state;
     const char *algos[] = {"one-per-gpu", "tail", "coact"};
@@ -338,11 +207,10 @@ static void test_random_invariants(void **state) {
     ms_rng_seed(&r, 7);
     for (int iter = 0; iter < 40; iter++) {
         uint32_t E = 2 + (uint32_t)ms_rng_below(&r, 15), k = 1 + (uint32_t)ms_rng_below(&r, E < 4 ? E : 4);
-        ms_trace *t = random_trace(500 + (uint64_t)iter, 2, E, k, 100 + ms_rng_below(&r, 400));
-        ms_stats *s = stats_of(t, 40);
-        ms_loads *l;
+        ms_trace *t = tu_random_trace(500 + (uint64_t)iter, 2, E, k, 100 + ms_rng_below(&r, 400));
+        ms_stats *s = tu_stats_coact(t, 40);
+        ms_loads *l = tu_stats_loads(s);
         ms_error err = {0};
-        assert_int_equal(ms_stats_to_loads(s, &l, &err), MS_OK);
         uint32_t rows = 1 + (uint32_t)ms_rng_below(&r, 4), cols = 1 + (uint32_t)ms_rng_below(&r, 4);
         bool shared = ms_rng_below(&r, 2) == 1;
         uint32_t nd = rows * cols, ns = shared ? rows : 0;
@@ -350,7 +218,7 @@ static void test_random_invariants(void **state) {
         if (shared && spd < 2) spd = 2;
         for (size_t a = 0; a < sizeof algos / sizeof *algos; a++) {
             ms_place_opts o;
-            base_opts(&o, algos[a], rows, cols, spd);
+            tu_place_opts(&o, algos[a], rows, cols, spd);
             o.shared_expert = shared;
             o.tail_alpha = ms_rng_below(&r, 2) ? 1.5 : -1.0;
             uint32_t room = nd * spd - E - ns;
@@ -365,7 +233,7 @@ static void test_random_invariants(void **state) {
                 uint32_t ga = 0;
                 for (uint32_t d = 0; d < nd; d++) {
                     uint32_t sh = 0;
-                    for (uint32_t i = 0; i < ns; i++) sh += shared_dev(&o.cluster, i) == d;
+                    for (uint32_t i = 0; i < ns; i++) sh += tu_shared_dev(&o.cluster, i) == d;
                     ga += sh < spd;
                 }
                 if (ga < E) {
@@ -374,7 +242,7 @@ static void test_random_invariants(void **state) {
                 }
                 assert_int_equal(st, MS_OK);
                 uint32_t ex = extra < ga - E ? extra : ga - E;
-                check_invariants(p, &o, E, E + ex, E + extra);
+                tu_check_placement(p, &o, E, E + ex, E + extra);
                 for (uint32_t lay = 0; lay < 2; lay++)
                     for (uint32_t d = 0; d < nd; d++) {
                         uint32_t n = 0;
@@ -387,7 +255,7 @@ static void test_random_invariants(void **state) {
             } else {
                 if (st != MS_OK) fprintf(stderr, "%s: %s\n", algos[a], err.msg);
                 assert_int_equal(st, MS_OK);
-                check_invariants(p, &o, E, E + extra, E + extra);
+                tu_check_placement(p, &o, E, E + extra, E + extra);
             }
             ms_placement *q = NULL;
             assert_int_equal(ms_place_run(&in, &o, &q, &err), MS_OK);

@@ -21,14 +21,6 @@ static ms_placement *make(uint32_t layers, ms_cluster c, uint32_t routed, bool s
     return p;
 }
 
-static ms_loads *loads_of(uint32_t layers, uint32_t experts, const double *w) {
-    ms_loads *l;
-    ms_error err = {0};
-    assert_int_equal(ms_loads_new(layers, experts, &l, &err), MS_OK);
-    memcpy(l->w, w, (size_t)layers * experts * sizeof *w);
-    return l;
-}
-
 static ms_placement *place(const ms_loads *ld, const char *algo, ms_cluster c, ms_status want, ms_error *err,
                            void (*tweak)(ms_place_opts *)) {
     ms_place_input in = {ld, NULL, 0};
@@ -128,7 +120,7 @@ static void test_max_device_load(void **state) {
     ms_error err = {0};
     assert_int_equal(ms_placement_check(p, &err), MS_OK);
     static const double w4[4] = {10, 3, 4, 5}, w5[5] = {10, 3, 4, 5, 8};
-    ms_loads *a = loads_of(1, 4, w4), *b = loads_of(1, 5, w5);
+    ms_loads *a = tu_loads(1, 4, w4), *b = tu_loads(1, 5, w5);
     /* device 0: 10/2 + 3 + 4 = 12; device 1: 5 + 5 (+ 8 shared) */
     assert_true(ms_placement_max_device_load(p, a, 0) == 12);
     assert_true(ms_placement_max_device_load(p, b, 0) == 18);
@@ -176,14 +168,7 @@ static void test_json_round_trip(void **state) {
     /* same placement, same bytes */
     tu_tmp_path("placement", ".json", path2, sizeof path2);
     assert_int_equal(ms_placement_write_json(q, path2, &err), MS_OK);
-    uint8_t *b1, *b2;
-    size_t n1, n2;
-    assert_int_equal(ms_file_read_all(path, &b1, &n1, &err), MS_OK);
-    assert_int_equal(ms_file_read_all(path2, &b2, &n2, &err), MS_OK);
-    assert_int_equal(n1, n2);
-    assert_memory_equal(b1, b2, n1);
-    ms_free(b1);
-    ms_free(b2);
+    tu_assert_files_equal(path, path2);
     /* a cluster the caller expects that the file does not match */
     ms_cluster other = {1, 2, 3};
     ms_placement *r = NULL;
@@ -239,6 +224,113 @@ static void test_read_errors(void **state) {
     ms_placement *p = NULL;
     ms_error err = {0};
     assert_int_equal(ms_placement_read_json("/nonexistent/x.json", NULL, 0, &p, &err), MS_E_IO);
+}
+
+/* A growing text buffer for generated placement files. */
+typedef struct text_buf {
+    char *p;
+    size_t n, cap;
+} text_buf;
+
+static void tb_put(text_buf *t, const char *s) {
+    size_t l = strlen(s);
+    if (t->n + l + 1 > t->cap) {
+        t->cap = (t->n + l + 1) * 2;
+        t->p = realloc(t->p, t->cap);
+        assert_non_null(t->p);
+    }
+    memcpy(t->p + t->n, s, l + 1);
+    t->n += l;
+}
+
+static ms_status parse_text(const text_buf *t, const ms_cluster *c, uint32_t routed, ms_error *err) {
+    ms_placement *p = NULL;
+    ms_status st = ms_placement_parse_json(t->p, t->n, "gen.json", c, routed, &p, err);
+    if (st == MS_OK) assert_int_equal(ms_placement_check(p, err), MS_OK);
+    else assert_null(p);
+    ms_placement_free(p);
+    return st;
+}
+
+/* ms_placement_parse_json reads exactly len bytes and names the label; the
+ * rest are regressions found by fuzz/fuzz-placement.c: small files that made
+ * the reader allocate far more than they hold. */
+static void test_parse_text_and_limits(void **state) {
+    (void)state;
+    ms_error err = {0};
+    ms_placement *p = NULL;
+    /* len excludes trailing garbage (no NUL needed) */
+    static const char sg[] = "{\"physical_to_logical_map\": [[0, 1, 1, 2]]}garbage";
+    assert_int_equal(ms_placement_parse_json(sg, strlen(sg) - 7, "mem.json", NULL, 0, &p, &err), MS_OK);
+    assert_int_equal(p->n_routed, 3);
+    assert_int_equal(p->n_phys, 4);
+    assert_int_equal(p->logcnt[1], 2);
+    ms_placement_free(p);
+    assert_int_equal(ms_placement_parse_json(sg, strlen(sg), "mem.json", NULL, 0, &p, &err), MS_E_INPUT);
+    assert_true(contains(err.msg, "mem.json"));
+    assert_null(p);
+
+    /* SGLang: a long layer 0 followed by 2^18 empty layers used to allocate
+     * layers x slots(0) ints (2^18 x 2^18 x 4 = 256 GiB) before looking at
+     * layer 1: now an input error naming it */
+    text_buf t = {0};
+    tb_put(&t, "{\"physical_to_logical_map\": [[0");
+    for (int i = 1; i < (1 << 18); i++) tb_put(&t, ",0");
+    tb_put(&t, "]");
+    for (int i = 1; i < (1 << 18); i++) tb_put(&t, ",[]");
+    tb_put(&t, "]}");
+    assert_int_equal(parse_text(&t, NULL, 0, &err), MS_E_INPUT);
+    assert_true(contains(err.msg, "layer 1 must be an array"));
+
+    /* one expert replicated on 15001 of 20000 slots among 5000 experts: a valid
+     * placement whose padded log2phy (5000 x 15001 entries, 300 MB) dwarfs the
+     * ~100 KB file; SGLang and moesim JSON without log2phy are refused */
+    t.n = 0;
+    tb_put(&t, "{\"physical_to_logical_map\": [[0");
+    char num[32];
+    for (int i = 1; i < 20000; i++) {
+        snprintf(num, sizeof num, ",%d", i < 5000 ? i : 0);
+        tb_put(&t, num);
+    }
+    tb_put(&t, "]]}");
+    assert_int_equal(parse_text(&t, NULL, 0, &err), MS_E_INPUT);
+    assert_true(contains(err.msg, "too large"));
+    t.n = 0;
+    tb_put(&t, "{\"rows\": 1, \"cols\": 20000, \"slots_per_device\": 1, \"layers\": 1, \"routed_experts\": 5000, "
+               "\"phy2log\": [[0");
+    for (int i = 1; i < 20000; i++) {
+        snprintf(num, sizeof num, ",%d", i < 5000 ? i : 0);
+        tb_put(&t, num);
+    }
+    tb_put(&t, "]]}");
+    assert_int_equal(parse_text(&t, NULL, 0, &err), MS_E_INPUT);
+    assert_true(contains(err.msg, "too large"));
+    /* the same skew at a modest size still reads: 50 experts, 150 slots */
+    t.n = 0;
+    tb_put(&t, "{\"physical_to_logical_map\": [[0");
+    for (int i = 1; i < 150; i++) {
+        snprintf(num, sizeof num, ",%d", i < 50 ? i : 0);
+        tb_put(&t, num);
+    }
+    tb_put(&t, "]]}");
+    assert_int_equal(ms_placement_parse_json(t.p, t.n, "gen.json", NULL, 0, &p, &err), MS_OK);
+    assert_int_equal(p->max_replicas, 101);
+    ms_placement_free(p);
+
+    /* peer: one replica at row 4095, col 4095 made a 58-byte file infer a
+     * 4096 x 4096 grid (2^24 slots, several 64 MB tables); an inferred grid
+     * must now be backed by the file, a given cluster is taken as is */
+    t.n = 0;
+    tb_put(&t, "{\"0\": [{\"device\": 16777215, \"row\": 4095, \"col\": 4095, \"slot\": 0}]}");
+    assert_int_equal(parse_text(&t, NULL, 0, &err), MS_E_INPUT);
+    assert_true(contains(err.msg, "cluster explicitly"));
+    t.n = 0;
+    tb_put(&t, "{\"0\": [{\"device\": 255, \"row\": 15, \"col\": 15, \"slot\": 0}]}");
+    assert_int_equal(ms_placement_parse_json(t.p, t.n, "gen.json", NULL, 0, &p, &err), MS_OK);
+    assert_int_equal(p->n_phys, 256);
+    assert_int_equal(p->phy2log[255], 0);
+    ms_placement_free(p);
+    free(t.p);
 }
 
 static void test_sglang(void **state) {
@@ -298,14 +390,7 @@ static void test_peer_reference_file(void **state) {
     /* written back byte for byte */
     tu_tmp_path("peer", ".json", out, sizeof out);
     assert_int_equal(ms_placement_write_peer(p, 0, out, &err), MS_OK);
-    uint8_t *b1, *b2;
-    size_t n1, n2;
-    assert_int_equal(ms_file_read_all(path, &b1, &n1, &err), MS_OK);
-    assert_int_equal(ms_file_read_all(out, &b2, &n2, &err), MS_OK);
-    assert_int_equal(n1, n2);
-    assert_memory_equal(b1, b2, n1);
-    ms_free(b1);
-    ms_free(b2);
+    tu_assert_files_equal(path, out);
     /* the caller's cluster is checked against the replicas */
     ms_cluster small = {2, 4, 6};
     ms_placement *q = NULL;
@@ -353,7 +438,7 @@ static void test_shared_reservation_and_loads(void **state) {
     (void)state;
     double w[12];
     for (int i = 0; i < 12; i++) w[i] = 10 + i;
-    ms_loads *ld = loads_of(1, 12, w);
+    ms_loads *ld = tu_loads(1, 12, w);
     ms_error err = {0};
     ms_placement *p = place(ld, "round-robin", (ms_cluster){2, 4, 2}, MS_OK, &err, shared4);
     /* replicas at (row i mod 2, col i mod 4): devices 0, 5, 2, 7, slot 0 */
@@ -382,7 +467,7 @@ static void test_shared_reservation_and_loads(void **state) {
     {
         /* on 2x2 with one slot, replica 2 lands on (0,0) again: no room */
         double one = 5;
-        ms_loads *l1 = loads_of(1, 1, &one);
+        ms_loads *l1 = tu_loads(1, 1, &one);
         ms_place_input in1 = {l1, NULL, 0};
         ms_place_opts o1 = o;
         o1.cluster = (ms_cluster){2, 2, 1};
@@ -414,7 +499,7 @@ static void test_shared_reservation_and_loads(void **state) {
 static void test_dispatch_errors(void **state) {
     (void)state;
     double w[6] = {1, 2, 3, 4, 5, 6};
-    ms_loads *ld = loads_of(1, 6, w);
+    ms_loads *ld = tu_loads(1, 6, w);
     ms_error err = {0};
     assert_null(place(ld, "nope", (ms_cluster){1, 2, 3}, MS_E_INPUT, &err, NULL));
     assert_true(contains(err.msg, "unknown placement algorithm 'nope'"));
@@ -433,7 +518,7 @@ static void test_dispatch_errors(void **state) {
 static void test_contiguous_round_robin(void **state) {
     (void)state;
     double w[12] = {0};
-    ms_loads *ld = loads_of(1, 12, w);
+    ms_loads *ld = tu_loads(1, 12, w);
     ms_error err = {0};
     ms_placement *p = place(ld, "contiguous", (ms_cluster){2, 4, 2}, MS_OK, &err, NULL);
     static const int32_t contig[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, -1, -1, -1, -1};
@@ -455,7 +540,7 @@ static void test_pair_hand(void **state) {
     /* 4 experts on 2 devices x 2 slots: 10 -> d0, 7 -> d1, 4 -> d1 (7 < 10),
      * 1 -> d0: hottest with coldest, both devices at 11 */
     double w[4] = {10, 1, 7, 4};
-    ms_loads *ld = loads_of(1, 4, w);
+    ms_loads *ld = tu_loads(1, 4, w);
     ms_error err = {0};
     ms_placement *p = place(ld, "pair", (ms_cluster){1, 2, 2}, MS_OK, &err, NULL);
     static const int32_t want[4] = {0, 1, 2, 3};
@@ -474,7 +559,7 @@ static void test_replicate_hand(void **state) {
      * go to the lower id). Packing: 50 -> d0, 50 -> d1, 10 (e2) -> d0,
      * 10 (e3) -> d1, 5 (e1) -> d0, 5 (e1) -> d1: both at 65. */
     double w[4] = {100, 10, 10, 10};
-    ms_loads *ld = loads_of(1, 4, w);
+    ms_loads *ld = tu_loads(1, 4, w);
     ms_error err = {0};
     ms_placement *p = place(ld, "replicate", (ms_cluster){1, 2, 3}, MS_OK, &err, NULL);
     static const int32_t want[6] = {0, 2, 1, 0, 3, 1};
@@ -489,7 +574,7 @@ static void redundant1(ms_place_opts *o) { o->redundant = 1; }
 static void test_redundant_option(void **state) {
     (void)state;
     double w[4] = {100, 10, 10, 10};
-    ms_loads *ld = loads_of(1, 4, w);
+    ms_loads *ld = tu_loads(1, 4, w);
     ms_error err = {0};
     ms_placement *p = place(ld, "replicate", (ms_cluster){1, 2, 4}, MS_OK, &err, redundant1);
     assert_int_equal(p->logcnt[0], 2);
@@ -513,7 +598,7 @@ static void test_bound_brute_force(void **state) {
     for (int it = 0; it < 30; it++) {
         double w[3];
         for (int e = 0; e < 3; e++) w[e] = (double)(1 + ms_rng_below(&r, 50));
-        ms_loads *ld = loads_of(1, 3, w);
+        ms_loads *ld = tu_loads(1, 3, w);
         double best = INFINITY;
         for (int code = 0; code < 256; code++) { /* 4 slots, values -1..2 */
             int ids[4], cnt[3] = {0, 0, 0};
@@ -602,6 +687,7 @@ int main(void) {
         cmocka_unit_test(test_max_device_load),
         cmocka_unit_test(test_json_round_trip),
         cmocka_unit_test(test_read_errors),
+        cmocka_unit_test(test_parse_text_and_limits),
         cmocka_unit_test(test_sglang),
         cmocka_unit_test(test_peer_reference_file),
         cmocka_unit_test(test_peer_round_trip),

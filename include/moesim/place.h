@@ -107,6 +107,15 @@ ms_status ms_placement_write_json(const ms_placement *p, const char *path, ms_er
  * the file and the offending field) on anything malformed or inconsistent. */
 ms_status ms_placement_read_json(const char *path, const ms_cluster *c, uint32_t n_routed,
                                  ms_placement **out, ms_error *err);
+/* The same from len bytes of text (need not be NUL-terminated); label (NULL =
+ * "placement") names the input in messages. ms_placement_read_json reads the
+ * file and calls this. Memory use is bounded by the text (besides jansson's
+ * tree, no table exceeds 2^24 + 16 * len entries): fails MS_E_INPUT when the
+ * padded log2phy (layers x experts x the most replicas of one expert) would
+ * be larger, and when a peer file's inferred grid has more than
+ * 2^16 + 64 * len slots (pass c for such a grid). MS_E_NOMEM. */
+ms_status ms_placement_parse_json(const char *text, size_t len, const char *label, const ms_cluster *c,
+                                  uint32_t n_routed, ms_placement **out, ms_error *err);
 /* SGLang's --init-expert-location file: {"physical_to_logical_map": [[...]
  * per layer]} (the shared expert, when modelled, appears as id n_routed).
  * MS_E_INPUT when a slot is empty (SGLang needs every slot filled); MS_E_IO. */

@@ -121,6 +121,9 @@ int ms_lstsq_min_norm(const double *a, const double *b, size_t m, size_t n, doub
 
 /* ---------------------------------------------------------------- presets */
 
+/* Most points of a hardware preset's efficiency curve. */
+#define MS_HW_EFF_MAX 64
+
 /* A GPU and its links. Bandwidths are per GPU and per direction. */
 typedef struct ms_hw_preset {
     char name[64];
@@ -136,7 +139,21 @@ typedef struct ms_hw_preset {
     double nic_gb_s;           /* network (between rows) per GPU per direction, GB/s */
     double net_latency_us;
     double net_efficiency;
+    /* Measured efficiency of expert compute against tokens per expert
+     * instance (the "efficiency_curve" that `moesim calibrate` writes):
+     * eff_n points, eff_tokens positive and strictly increasing, eff_value in
+     * (0, 1]. eff_n = 0: no curve, expert compute runs at mfu. */
+    uint32_t eff_n;
+    double eff_tokens[MS_HW_EFF_MAX];
+    double eff_value[MS_HW_EFF_MAX];
 } ms_hw_preset;
+
+/* Efficiency (fraction of peak) of one expert instance that computes
+ * `tokens` token-expert assignments in one (micro-)batch: hw's efficiency
+ * curve interpolated linearly in log(tokens) between its points and clamped
+ * to its first and last values outside them (tokens <= 0: the first); hw->mfu
+ * when the preset has no curve. Never fails. */
+double ms_hw_efficiency(const ms_hw_preset *hw, double tokens);
 
 /* A model's MoE layer as the cost model sees it. */
 typedef struct ms_model_preset {
@@ -161,7 +178,11 @@ const char *ms_preset_dir(void);
 /* Loads a hardware preset by name (presets/hw/NAME.json) or path (anything
  * with a '/' or ending in .json). Every figure is {"value": x, "source":
  * "..."}; a missing source, a missing or non-positive value, or a fraction
- * above 1 fails MS_E_INPUT naming the file and field; MS_E_IO if unreadable. */
+ * above 1 fails MS_E_INPUT naming the file and field; MS_E_IO if unreadable.
+ * An optional "efficiency_curve" {"source", "tokens_per_expert": [...],
+ * "efficiency": [...]} (as `moesim calibrate` writes it) fills eff_*; it
+ * fails MS_E_INPUT unless it has a source, 1..MS_HW_EFF_MAX points of equal
+ * count, tokens positive and strictly increasing, efficiencies in (0, 1]. */
 ms_status ms_hw_preset_load(const char *name_or_path, ms_hw_preset *out, ms_error *err);
 /* The same for model presets (presets/model/NAME.json). dispatch_bytes and
  * combine_bytes are derived from hidden when the file does not give them. */

@@ -25,7 +25,9 @@ static const char *usage_text =
     "  hbm_tb_s        memcpy bandwidth; nvlink/nic figures stand in with it (one host)\n"
     "  efficiency_curve  tokens_per_expert[], tflops[], efficiency[], forward_ms[]:\n"
     "                  what a small batch really costs on this machine\n"
-    "plus machine, BLAS, threads and the date. Load it with --hw FILE.\n"
+    "plus machine, BLAS, threads and the date. Load it with --hw FILE, or write it to\n"
+    "presets/hw/NAME.json and load it with --hw NAME; the roofline model then prices\n"
+    "each expert instance at the curve's efficiency for its token count.\n"
     "\n"
     "options:\n"
     "  --shape S              deepseek-v3 (default), seed, mixtral or HxI\n"
@@ -45,7 +47,8 @@ static const char *usage_text =
     "  --quiet | --progress   progress bar and summary off / bar always\n"
     "\n"
     "example:\n"
-    "  moesim calibrate -o presets/hw-local.json\n";
+    "  moesim calibrate -o presets/hw/local.json\n"
+    "  moesim simulate TRACE --placement p.json --cost-model roofline --hw local\n";
 
 int cmd_calibrate(int argc, char **argv) {
     enum {

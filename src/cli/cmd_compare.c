@@ -29,18 +29,41 @@ static const char *usage_text =
     "--model, --overlap, --layer, --row-local-slack, --cluster, --experts, --seed,\n"
     "--threads, --quiet, --progress, --format table|json|csv, -o FILE.\n"
     "\n"
+    "  --details           json: every run also carries its per-(batch, layer) records with\n"
+    "                      per-device load, tokens, busy and idle time, as simulate --details\n"
+    "                      writes them (moesim report draws CDFs and worst-batch heatmaps from\n"
+    "                      them); memory and output grow with runs x records x devices\n"
+    "\n"
     "exit status: 0 success, 2 bad input or usage, 1 internal error\n"
     "\n"
     "example:\n"
     "  moesim compare TRACE --placement eplb.json --placement smart.json \\\n"
     "      --route round-robin,least-loaded --cost-model roofline --batch prefill\n";
 
+/* One run's JSON: placement file, algorithm, grid, route and summary. */
+static json_t *run_json(const sim_cli *o, const sim_inputs *in, int pi, int ri, const ms_sim_result *res) {
+    json_t *r = json_object();
+    json_object_set_new(r, "placement", json_string(o->placements[pi]));
+    json_object_set_new(r, "algorithm", json_string(in->pl[pi]->algorithm));
+    json_object_set_new(r, "cluster", sim_cli_cluster_json(in->pl[pi]));
+    json_object_set_new(r, "route", json_string(ms_route_name(o->routes[ri])));
+    json_object_set_new(r, "summary", ms_sim_summary_json(&res->summary, o->so.cost_model));
+    return r;
+}
+
+static void dump_line(FILE *fp, const char *indent, const char *key, json_t *v, const char *sep) {
+    char *s = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+    json_decref(v);
+    fprintf(fp, "%s%s%s%s\n", indent, key, s ? s : "null", sep);
+    free(s);
+}
+
 int cmd_compare(int argc, char **argv) {
     const char *cmd = "compare";
     sim_cli o;
     int rc = sim_cli_parse(cmd, usage_text, argc, argv, &o, true);
     if (rc >= 0) return rc;
-    if (o.details) return cli_usage(cmd, "--details is for moesim simulate");
+    if (o.details && o.fmt != CLI_JSON) return cli_usage(cmd, "--details needs --format json");
     double t0 = ms_now();
     sim_inputs in;
     rc = sim_cli_load(cmd, &o, &in);
@@ -51,7 +74,9 @@ int cmd_compare(int argc, char **argv) {
     int nrun = o.n_placements * o.n_routes;
     ms_error err = {0};
     ms_sim_result **res = ms_calloc_array((size_t)nrun, sizeof *res, &err);
-    if (!res) {
+    sim_details *det = o.details ? ms_calloc_array((size_t)nrun, sizeof *det, &err) : NULL;
+    if (!res || (o.details && !det)) {
+        ms_free(res);
         sim_inputs_free(&in);
         return cli_fail(cmd, &err);
     }
@@ -62,8 +87,12 @@ int cmd_compare(int argc, char **argv) {
             ms_sim_opts so = o.so;
             so.route = o.routes[ri];
             so.capacity_factor = cf_given;
-            so.keep_records = false;
-            if (ms_sim_run(in.trace, in.plan, in.pl[pi], &so, NULL, &res[pi * o.n_routes + ri], &err) != MS_OK) {
+            so.keep_records = o.details;
+            ms_sim_hooks hooks = {0};
+            if (o.details && (rc = sim_details_init(cmd, &o, &in, in.pl[pi], &det[pi * o.n_routes + ri], &hooks)))
+                break;
+            if (ms_sim_run(in.trace, in.plan, in.pl[pi], &so, o.details ? &hooks : NULL, &res[pi * o.n_routes + ri],
+                           &err) != MS_OK) {
                 ms_error_prefix(&err, o.placements[pi]);
                 rc = cli_fail(cmd, &err);
             }
@@ -74,7 +103,32 @@ int cmd_compare(int argc, char **argv) {
         rc = cli_open_output(cmd, o.out, &f);
         if (!rc) {
             FILE *fp = f.fp;
-            if (o.fmt == CLI_JSON) {
+            if (o.fmt == CLI_JSON && o.details) {
+                /* streamed: one record per line (a pretty-printed document would
+                 * put every per-device number on a line of its own) */
+                fprintf(fp, "{\n  \"command\": \"compare\",\n");
+                dump_line(fp, "  ", "\"trace\": ", sim_cli_trace_json(&in), ",");
+                dump_line(fp, "  ", "\"options\": ", sim_cli_options_json(&o, &in), ",");
+                fprintf(fp, "  \"runs\": [\n");
+                for (int pi = 0; pi < o.n_placements; pi++)
+                    for (int ri = 0; ri < o.n_routes; ri++) {
+                        int k = pi * o.n_routes + ri;
+                        json_t *r = run_json(&o, &in, pi, ri, res[k]);
+                        char *s = json_dumps(r, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+                        json_decref(r);
+                        size_t n = s ? strlen(s) : 0;
+                        if (n < 2) { /* out of memory: "{}" cannot be opened up */
+                            free(s);
+                            s = NULL;
+                        }
+                        fprintf(fp, "    %.*s,\"records\": [\n", s ? (int)(n - 1) : 1, s ? s : "{");
+                        free(s);
+                        sim_details_write(fp, res[k], &det[k], "      ");
+                        fprintf(fp, "    ]}%s\n", k + 1 < nrun ? "," : "");
+                    }
+                fprintf(fp, "  ],\n  \"load_seconds\": %.17g,\n  \"eval_seconds\": %.17g\n}\n", in.load_seconds,
+                        eval_s);
+            } else if (o.fmt == CLI_JSON) {
                 json_t *doc = json_object();
                 json_object_set_new(doc, "command", json_string("compare"));
                 json_object_set_new(doc, "trace", sim_cli_trace_json(&in));
@@ -82,13 +136,7 @@ int cmd_compare(int argc, char **argv) {
                 json_t *runs = json_array();
                 for (int pi = 0; pi < o.n_placements; pi++)
                     for (int ri = 0; ri < o.n_routes; ri++) {
-                        json_t *r = json_object();
-                        json_object_set_new(r, "placement", json_string(o.placements[pi]));
-                        json_object_set_new(r, "algorithm", json_string(in.pl[pi]->algorithm));
-                        json_object_set_new(r, "route", json_string(ms_route_name(o.routes[ri])));
-                        json_object_set_new(r, "summary",
-                                            ms_sim_summary_json(&res[pi * o.n_routes + ri]->summary, o.so.cost_model));
-                        json_array_append_new(runs, r);
+                        json_array_append_new(runs, run_json(&o, &in, pi, ri, res[pi * o.n_routes + ri]));
                     }
                 json_object_set_new(doc, "runs", runs);
                 json_object_set_new(doc, "load_seconds", json_real(in.load_seconds));
@@ -138,8 +186,12 @@ int cmd_compare(int argc, char **argv) {
             rc = cli_commit_output(cmd, &f);
         }
     }
-    for (int i = 0; i < nrun; i++) ms_sim_result_free(res[i]);
+    for (int i = 0; i < nrun; i++) {
+        ms_sim_result_free(res[i]);
+        if (det) sim_details_free(&det[i]);
+    }
     ms_free(res);
+    ms_free(det);
     sim_inputs_free(&in);
     return rc;
 }

@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "moesim/opt.h"
 #include "moesim/place.h"
 #include "moesim/stats.h"
 #include "moesim/trace.h"
@@ -48,6 +49,11 @@ static const char *usage_text =
     "                 then place the rest as balance\n"
     "  greedy-cost    replicas one by one where modelled dispatch+compute+combine grows least\n"
     "  ilp            exact integer program with GLPK for small instances (--time-limit)\n"
+    "  search         simulated annealing over slot swaps and replica moves, started from\n"
+    "                 --init's placement, scored on the training batches by a surrogate of\n"
+    "                 the simulation (per-batch maximum device load under --route), then the\n"
+    "                 best candidates simulated exactly; never worse than --init on\n"
+    "                 --objective (needs a TRACE; see 'search options')\n"
     "\n"
     "cluster and budget:\n"
     "  --rows R --cols C --slots S   grid and expert slots per device (required)\n"
@@ -77,6 +83,26 @@ static const char *usage_text =
     "                     max load / most replicas it can have, shared load per device),\n"
     "                     not GLPK's LP relaxation (which can be slow on large grids)\n"
     "\n"
+    "search options (--algo search; simulation options as in moesim simulate --help):\n"
+    "  --init ALGO        starting placement (default eplb; any algorithm above)\n"
+    "  --objective O      what the simulation on the training batches minimises: mean, p95,\n"
+    "                     p99 of the layer time, imbalance (mean; default) or imbalance-p99\n"
+    "  --time-limit S     wall-clock cap for the whole search (default 10)\n"
+    "  --iterations N     moves tried per layer (default 400 x slots, at least 20000);\n"
+    "                     same seed and inputs give the same placement whatever --threads,\n"
+    "                     unless --time-limit stops it first (the JSON metadata says so)\n"
+    "  --chains N         independent annealing chains per layer (default 2)\n"
+    "  --traffic-weight W weight of the row-crossing share in the surrogate, relative to its\n"
+    "                     value (default 0 for imbalance objectives, 0.1 for time)\n"
+    "  --min-windows N    extra request orders of the training requests until the surrogate\n"
+    "                     has N batches (default 64)\n"
+    "  --cost-model, --batch, --batch-tokens, --decode-batch, --dp, --route,\n"
+    "  --row-local-slack, --capacity-factor, --overflow, --origin-rows, --mesh-table, --hw,\n"
+    "  --model, --overlap   as moesim simulate (defaults: mesh, per-request, balanced-replicas)\n"
+    "  --sim-seed N       simulate's --seed: request order of the batches, random routing\n"
+    "                     (default 0; --seed seeds the search itself)\n"
+    "  --layer N          optimise that layer only (the others keep --init's placement)\n"
+    "\n"
     "trace options:\n"
     "  --phase P          all (default), prefill or decode rows\n"
     "  --window N         tokens per statistics window (default 1024)\n"
@@ -101,7 +127,7 @@ static const char *usage_text =
 enum {
     O_LOADS = 256, O_ALGO, O_ROWS, O_COLS, O_SLOTS, O_GROUPS, O_SHARED, O_SHARED_REPL, O_SHARED_LOAD, O_TOPK,
     O_REDUNDANT, O_SEED, O_TIME, O_FORMAT, O_SGLANG, O_PEER, O_LAYER, O_AXIS, O_HOTN, O_TAIL, O_COACTW,
-    O_THREADS, O_PHASE, O_WINDOW, O_EXPERTS, O_QUIET, O_PROGRESS, O_NO_LP
+    O_THREADS, O_PHASE, O_WINDOW, O_EXPERTS, O_QUIET, O_PROGRESS, O_NO_LP, O_SEARCH
 };
 
 static void summary_row(double mx, double mean, double lb, double *cols) {
@@ -192,8 +218,24 @@ int cmd_place(int argc, char **argv) {
         {"experts", required_argument, 0, O_EXPERTS},    {"quiet", no_argument, 0, O_QUIET},
         {"progress", no_argument, 0, O_PROGRESS},        {"no-lp-bound", no_argument, 0, O_NO_LP},
         {"help", no_argument, 0, 'h'},
+        /* search options (moesim/opt.h), handled by ms_search_opts_set */
+        {"init", required_argument, 0, O_SEARCH},         {"objective", required_argument, 0, O_SEARCH},
+        {"iterations", required_argument, 0, O_SEARCH},   {"chains", required_argument, 0, O_SEARCH},
+        {"traffic-weight", required_argument, 0, O_SEARCH}, {"min-windows", required_argument, 0, O_SEARCH},
+        {"cost-model", required_argument, 0, O_SEARCH},   {"batch", required_argument, 0, O_SEARCH},
+        {"batch-tokens", required_argument, 0, O_SEARCH}, {"decode-batch", required_argument, 0, O_SEARCH},
+        {"dp", required_argument, 0, O_SEARCH},           {"route", required_argument, 0, O_SEARCH},
+        {"row-local-slack", required_argument, 0, O_SEARCH}, {"capacity-factor", required_argument, 0, O_SEARCH},
+        {"overflow", required_argument, 0, O_SEARCH},     {"origin-rows", required_argument, 0, O_SEARCH},
+        {"mesh-table", required_argument, 0, O_SEARCH},   {"hw", required_argument, 0, O_SEARCH},
+        {"model", required_argument, 0, O_SEARCH},        {"overlap", required_argument, 0, O_SEARCH},
+        {"sim-seed", required_argument, 0, O_SEARCH},
         {0, 0, 0, 0}};
     const char *cmd = "place";
+    ms_search_opts sopt;
+    ms_search_opts_default(&sopt);
+    bool have_search_opt = false;
+    int li = -1;
     ms_place_opts o;
     ms_place_opts_default(&o);
     const char *loads_path = NULL, *outpath = NULL, *sglang = NULL, *peer = NULL;
@@ -207,7 +249,7 @@ int cmd_place(int argc, char **argv) {
     int ch;
     opterr = 0;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "o:h", longopts, &li)) != -1) {
         switch (ch) {
         case O_LOADS: loads_path = optarg; break;
         case O_ALGO: o.algo = optarg; break;
@@ -271,6 +313,11 @@ int cmd_place(int argc, char **argv) {
         case O_PROGRESS: to.progress = 1; break;
         case O_NO_LP: o.lp_bound = false; break;
         case 'h': fputs(usage_text, stdout); return 0;
+        case O_SEARCH:
+            if (li < 0 || ms_search_opts_set(&sopt, longopts[li].name, optarg, &err) != MS_OK)
+                return cli_usage(cmd, "%s", err.msg);
+            have_search_opt = true;
+            break;
         default: return cli_usage(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
@@ -281,8 +328,11 @@ int cmd_place(int argc, char **argv) {
     if (have_sr && !o.shared_expert) return cli_usage(cmd, "--shared-replicas needs --shared-expert");
     bool known = false;
     for (const char *const *a = ms_place_algorithms(); *a; a++) known |= strcmp(*a, o.algo) == 0;
-    if (!known) return cli_usage(cmd, "unknown algorithm '%s' (see --help)", o.algo);
-    if (!peer && layer != UINT32_MAX) return cli_usage(cmd, "--layer goes with --peer");
+    bool search = strcmp(o.algo, "search") == 0;
+    if (!known && !search) return cli_usage(cmd, "unknown algorithm '%s' (see --help)", o.algo);
+    if (have_search_opt && !search) return cli_usage(cmd, "search options need --algo search");
+    if (search && loads_path) return cli_usage(cmd, "--algo search simulates the trace: give a TRACE, not --loads");
+    if (!peer && !search && layer != UINT32_MAX) return cli_usage(cmd, "--layer goes with --peer");
 
     ms_trace *trace = NULL;
     ms_stats *stats = NULL;
@@ -297,7 +347,8 @@ int cmd_place(int argc, char **argv) {
         }
     } else {
         if ((rc = cli_load_trace(cmd, argv + optind, n_traces, &to, &trace))) goto out;
-        so.coact = strcmp(o.algo, "coact") == 0 || strcmp(o.algo, "balance-coact") == 0;
+        const char *sa = search ? sopt.init_algo : o.algo;
+        so.coact = strcmp(sa, "coact") == 0 || strcmp(sa, "balance-coact") == 0;
         if (ms_stats_compute(trace, &so, &stats, &err) != MS_OK || ms_stats_to_loads(stats, &loads, &err) != MS_OK) {
             rc = cli_fail(cmd, &err);
             goto out;
@@ -317,7 +368,15 @@ int cmd_place(int argc, char **argv) {
         rc = cli_usage(cmd, "--layer %u out of range: the input has %u layers", layer, loads->n_layers);
         goto out;
     }
-    if (ms_place_run(&in, &o, &p, &err) != MS_OK || ms_place_effective_loads(&in, &o, &eff, &err) != MS_OK) {
+    if (search) {
+        sopt.place = o;
+        sopt.seed = o.seed;
+        sopt.time_limit_s = o.time_limit_s;
+        sopt.threads = sopt.sim.threads = o.threads;
+        if (layer != UINT32_MAX) sopt.sim.layer = layer;
+    }
+    if ((search ? ms_search_run(trace, &in, &sopt, &p, &err) : ms_place_run(&in, &o, &p, &err)) != MS_OK ||
+        ms_place_effective_loads(&in, &o, &eff, &err) != MS_OK) {
         rc = cli_fail(cmd, &err);
         goto out;
     }

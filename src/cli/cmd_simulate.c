@@ -87,7 +87,9 @@ static const char *usage_text =
     "  --mesh-table T      reference (default; as published) or corrected (the best-case\n"
     "                      E_col=2 value 96.183, a copying slip, interpolated)\n"
     "  --hw PRESET         roofline hardware (default h100-sxm); a name from presets/hw or a\n"
-    "                      .json path\n"
+    "                      .json path; a preset from moesim calibrate (e.g. local) carries an\n"
+    "                      efficiency curve: each expert instance then runs at the measured\n"
+    "                      efficiency for its token count instead of the flat MFU\n"
     "  --model PRESET      model (default: guessed from the trace's experts and top-k); a\n"
     "                      name from presets/model or a .json path\n"
     "  --overlap MODE      roofline: none (default) or two-micro-batch (the batch split in\n"
@@ -101,7 +103,8 @@ static const char *usage_text =
     "  --format F          table (default: summary), json (summary; with --details every\n"
     "                      (batch, layer) with per-device load, tokens, busy and idle time)\n"
     "                      or csv (one line per (batch, layer))\n"
-    "  --details           include the per-(batch, layer) records in json/table output\n"
+    "  --details           include the per-(batch, layer) records in json output (compare\n"
+    "                      --details does the same for every run)\n"
     "  -o FILE             write there (atomically) instead of stdout\n"
     "\n"
     "exit status: 0 success, 2 bad input or usage, 1 internal error\n"
@@ -392,20 +395,60 @@ json_t *sim_cli_options_json(const sim_cli *o, const sim_inputs *in) {
 
 /* ------------------------------------------------------------ simulate */
 
-typedef struct details {
-    uint64_t nl, l0;
-    uint32_t D;
-    double *dev; /* [record][4][D]: load, tokens, busy, idle */
-} details;
-
 static void details_step(void *ctx, const ms_sim_step *st) {
-    details *d = ctx;
+    sim_details *d = ctx;
     uint64_t ri = st->rec->batch * d->nl + (st->rec->layer - d->l0);
     double *p = d->dev + ri * 4 * d->D;
     memcpy(p, st->load, d->D * sizeof(double));
     memcpy(p + d->D, st->origin_tokens, d->D * sizeof(double));
     memcpy(p + 2 * d->D, st->busy_us, d->D * sizeof(double));
     memcpy(p + 3 * d->D, st->idle_us, d->D * sizeof(double));
+}
+
+int sim_details_init(const char *cmd, const sim_cli *o, const sim_inputs *in, const ms_placement *p, sim_details *d,
+                     ms_sim_hooks *hooks) {
+    ms_error err = {0};
+    memset(d, 0, sizeof *d);
+    d->nl = o->so.layer >= 0 ? 1 : in->trace->n_layers;
+    d->l0 = o->so.layer >= 0 ? (uint64_t)o->so.layer : 0;
+    d->D = ms_cluster_devices(&p->cluster);
+    size_t nrec;
+    if (ms_mul_overflow(in->plan->n_batches, d->nl, &nrec)) {
+        ms_error_set(&err, MS_E_NOMEM, "--details: too many records");
+        return cli_fail(cmd, &err);
+    }
+    d->dev = ms_alloc_array(nrec, (size_t)4 * d->D * sizeof(double), &err);
+    if (!d->dev) return cli_fail(cmd, &err);
+    hooks->step = details_step;
+    hooks->ctx = d;
+    return 0;
+}
+
+void sim_details_free(sim_details *d) {
+    ms_free(d->dev);
+    d->dev = NULL;
+}
+
+void sim_details_write(FILE *fp, const ms_sim_result *r, const sim_details *d, const char *indent) {
+    for (uint64_t i = 0; i < r->n_records; i++) {
+        const ms_sim_record *x = &r->records[i];
+        const double *dv = d->dev + i * 4 * d->D;
+        ms_sim_step stp = {x, d->D, dv, dv + d->D, NULL, NULL, NULL, NULL, dv + 2 * d->D,
+                           dv + 3 * d->D, NULL, NULL, NULL, NULL, NULL, NULL};
+        json_t *rj = ms_sim_record_json(x, &stp);
+        char *s = json_dumps(rj, JSON_COMPACT | JSON_REAL_PRECISION(17));
+        json_decref(rj);
+        fprintf(fp, "%s%s%s\n", indent, s ? s : "null", i + 1 < r->n_records ? "," : "");
+        free(s);
+    }
+}
+
+json_t *sim_cli_cluster_json(const ms_placement *p) {
+    json_t *c = json_object();
+    json_object_set_new(c, "rows", json_integer(p->cluster.rows));
+    json_object_set_new(c, "cols", json_integer(p->cluster.cols));
+    json_object_set_new(c, "slots_per_device", json_integer(p->cluster.slots_per_device));
+    return c;
 }
 
 static void write_table(FILE *fp, const sim_cli *o, const sim_inputs *in, const ms_sim_result *r, double eval_s) {
@@ -483,26 +526,21 @@ int cmd_simulate(int argc, char **argv) {
         sim_inputs_free(&in);
         return rc;
     }
-    details det = {0};
+    sim_details det = {0};
     ms_sim_hooks hooks = {0};
     ms_error err = {0};
     ms_sim_result *res = NULL;
     o.so.keep_records = o.details || o.fmt == CLI_CSV;
     if (o.details) {
-        det.nl = o.so.layer >= 0 ? 1 : in.trace->n_layers;
-        det.l0 = o.so.layer >= 0 ? (uint64_t)o.so.layer : 0;
-        det.D = ms_cluster_devices(&in.pl[0]->cluster);
-        det.dev = ms_alloc_array(in.plan->n_batches * det.nl, (size_t)4 * det.D * sizeof(double), &err);
-        if (!det.dev) {
+        rc = sim_details_init(cmd, &o, &in, in.pl[0], &det, &hooks);
+        if (rc) {
             sim_inputs_free(&in);
-            return cli_fail(cmd, &err);
+            return rc;
         }
-        hooks.step = details_step;
-        hooks.ctx = &det;
     }
     ms_status st = ms_sim_run(in.trace, in.plan, in.pl[0], &o.so, o.details ? &hooks : NULL, &res, &err);
     if (st != MS_OK) {
-        ms_free(det.dev);
+        sim_details_free(&det);
         sim_inputs_free(&in);
         return cli_fail(cmd, &err);
     }
@@ -536,17 +574,7 @@ int cmd_simulate(int argc, char **argv) {
             dump(f.fp, "summary", sum, JSON_INDENT(2), o.details ? "," : "");
             if (o.details) {
                 fprintf(f.fp, "  \"records\": [\n");
-                for (uint64_t i = 0; i < res->n_records; i++) {
-                    const ms_sim_record *x = &res->records[i];
-                    const double *dv = det.dev + i * 4 * det.D;
-                    ms_sim_step stp = {x, det.D, dv, dv + det.D, NULL, NULL, NULL, NULL, dv + 2 * det.D,
-                                       dv + 3 * det.D, NULL, NULL, NULL, NULL, NULL, NULL};
-                    json_t *rj = ms_sim_record_json(x, &stp);
-                    char *s = json_dumps(rj, JSON_COMPACT | JSON_REAL_PRECISION(17));
-                    json_decref(rj);
-                    fprintf(f.fp, "    %s%s\n", s ? s : "null", i + 1 < res->n_records ? "," : "");
-                    free(s);
-                }
+                sim_details_write(f.fp, res, &det, "    ");
                 fprintf(f.fp, "  ]\n");
             }
             fprintf(f.fp, "}\n");
@@ -554,7 +582,7 @@ int cmd_simulate(int argc, char **argv) {
         rc = cli_commit_output(cmd, &f);
     }
     ms_sim_result_free(res);
-    ms_free(det.dev);
+    sim_details_free(&det);
     sim_inputs_free(&in);
     return rc;
 }

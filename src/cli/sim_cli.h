@@ -41,6 +41,26 @@ typedef struct sim_inputs {
     double load_seconds;
 } sim_inputs;
 
+/* Per-device arrays of every (batch, layer) of one run, for --details:
+ * filled by the hook sim_details_init sets up. */
+typedef struct sim_details {
+    uint64_t nl, l0;
+    uint32_t D;
+    double *dev; /* [record][4][D]: load, tokens, busy, idle */
+} sim_details;
+
+/* Allocates d for the run of placement p under o's layer choice and points
+ * hooks at it (the run must keep its records). Returns 0 or the exit code
+ * (out of memory, reported as cmd). */
+int sim_details_init(const char *cmd, const sim_cli *o, const sim_inputs *in, const ms_placement *p, sim_details *d,
+                     ms_sim_hooks *hooks);
+void sim_details_free(sim_details *d);
+/* Writes r's records, one compact JSON object per line with the per-device
+ * arrays, each line prefixed with indent and all but the last ending in ','. */
+void sim_details_write(FILE *fp, const ms_sim_result *r, const sim_details *d, const char *indent);
+/* The grid of p as {"rows", "cols", "slots_per_device"}. */
+struct json_t *sim_cli_cluster_json(const ms_placement *p);
+
 /* Parses argv (argv[0] = command). multi: --placement and --route may repeat
  * (compare). Returns -1 to go on, else the exit code (0 after --help). */
 int sim_cli_parse(const char *cmd, const char *usage, int argc, char **argv, sim_cli *o, bool multi);

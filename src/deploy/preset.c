@@ -6,10 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool is_path(const char *s) {
-    size_t n = strlen(s);
-    return strchr(s, '/') != NULL || (n > 5 && strcmp(s + n - 5, ".json") == 0);
-}
+#include "common/json_util.h"
 
 /* a number, plain or {"value": x, "source": "..."}; absent -> *out unchanged
  * unless required */
@@ -146,32 +143,10 @@ ms_status ms_deploy_preset_load(const char *name, ms_deploy_preset *out, ms_erro
     ms_deploy_model_default(&out->model);
     ms_deploy_workload_default(&out->workload);
     out->gpus_per_node = 8;
-    if (!name || !*name) return ms_error_set(err, MS_E_INPUT, "empty deployment preset name");
     char path[1024];
-    if (is_path(name)) {
-        snprintf(path, sizeof path, "%s", name);
-    } else {
-        for (const char *q = name; *q; q++)
-            if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') || *q == '-' ||
-                  *q == '_' || *q == '.'))
-                return ms_error_set(err, MS_E_INPUT, "bad deployment preset name '%s'", name);
-        snprintf(path, sizeof path, "%s/deploy/%s.json", ms_preset_dir(), name);
-    }
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    ms_status st = ms_file_read_all(path, &buf, &len, err);
-    if (st != MS_OK) {
-        if (!is_path(name)) return ms_error_set(err, MS_E_INPUT, "unknown deployment preset '%s' (no %s)", name, path);
-        return st;
-    }
-    json_error_t je;
-    json_t *root = json_loadb((const char *)buf, len, 0, &je);
-    ms_free(buf);
-    if (!root) return ms_error_set(err, MS_E_INPUT, "%s: line %d: %s", path, je.line, je.text);
-    if (!json_is_object(root)) {
-        json_decref(root);
-        return ms_error_set(err, MS_E_INPUT, "%s: not a JSON object", path);
-    }
+    json_t *root;
+    ms_status st = ms_json_load_preset("deployment", "deploy/", NULL, name, &root, path, sizeof path, err);
+    if (st != MS_OK) return st;
     snprintf(out->name, sizeof out->name, "%s", name);
     TRY(str(root, path, "preset", "name", out->name, sizeof out->name, err));
     TRY(str(root, path, "preset", "description", out->description, sizeof out->description, err));

@@ -188,7 +188,38 @@ static ms_status read_row(const char *path, const char *what, uint32_t l, json_t
     return MS_OK;
 }
 
-static ms_status read_moesim(const char *path, json_t *root, const ms_cluster *want, uint32_t want_routed,
+/* Entries a reader may allocate per table beyond what the text itself
+ * spells out: a fixed 2^24 (64 MiB of int32) plus 16 per input byte. */
+static uint64_t alloc_budget(size_t len) {
+    return (1ull << 24) + 16ull * len;
+}
+
+/* Fails MS_E_INPUT when the padded log2phy that ms_placement_index would
+ * build for p (layers x logical experts x the most replicas any expert has in
+ * any layer) exceeds alloc_budget(len), so that a small file of one heavily
+ * replicated expert among many cannot make a huge table. */
+static ms_status check_index_size(const char *path, const ms_placement *p, size_t len, ms_error *err) {
+    uint32_t *cnt = ms_calloc_array(p->n_logical, sizeof *cnt, err);
+    if (!cnt) return MS_E_NOMEM;
+    uint32_t maxr = 1;
+    for (uint32_t l = 0; l < p->n_layers; l++) {
+        const int32_t *row = p->phy2log + (size_t)l * p->n_phys;
+        for (uint32_t s = 0; s < p->n_phys; s++)
+            if (row[s] >= 0 && (uint32_t)row[s] < p->n_logical && ++cnt[row[s]] > maxr) maxr = cnt[row[s]];
+        for (uint32_t s = 0; s < p->n_phys; s++)
+            if (row[s] >= 0 && (uint32_t)row[s] < p->n_logical) cnt[row[s]] = 0;
+    }
+    ms_free(cnt);
+    uint64_t need = (uint64_t)p->n_layers * p->n_logical * maxr;
+    if (need > alloc_budget(len))
+        return ms_error_set(err, MS_E_INPUT,
+                            "%s: %u layers x %u experts x up to %u replicas: the replica table (%llu entries) is too large "
+                            "for a %zu-byte file",
+                            path, p->n_layers, p->n_logical, maxr, (unsigned long long)need, len);
+    return MS_OK;
+}
+
+static ms_status read_moesim(const char *path, size_t len, json_t *root, const ms_cluster *want, uint32_t want_routed,
                              ms_placement **out, ms_error *err) {
     long long rows = 0, cols = 0, spd = 0, layers = 0, routed = 0, devices = 0;
     ms_status st;
@@ -287,7 +318,7 @@ static ms_status read_moesim(const char *path, json_t *root, const ms_cluster *w
                 }
             }
         }
-    } else if ((st = ms_placement_index(p, err)) != MS_OK) {
+    } else if ((st = check_index_size(path, p, len, err)) != MS_OK || (st = ms_placement_index(p, err)) != MS_OK) {
         goto fail;
     }
     json_t *md = json_object_get(root, "metadata");
@@ -355,7 +386,7 @@ static ms_status routed_count(const char *path, long long max_id, uint32_t want,
     return MS_OK;
 }
 
-static ms_status read_sglang(const char *path, json_t *root, const ms_cluster *want, uint32_t want_routed,
+static ms_status read_sglang(const char *path, size_t len, json_t *root, const ms_cluster *want, uint32_t want_routed,
                              ms_placement **out, ms_error *err) {
     json_t *m = json_object_get(root, "physical_to_logical_map");
     if (!json_is_array(m) || json_array_size(m) == 0 || !json_is_array(json_array_get(m, 0)) ||
@@ -371,6 +402,11 @@ static ms_status read_sglang(const char *path, json_t *root, const ms_cluster *w
                                 want->rows, want->cols, want->slots_per_device, ms_cluster_slots(want));
         c = *want;
     }
+    /* every layer's length first, so that the allocation is bounded by the text */
+    for (size_t l = 1; l < layers; l++)
+        if (!json_is_array(json_array_get(m, l)) || json_array_size(json_array_get(m, l)) != n)
+            return ms_error_set(err, MS_E_INPUT, "%s: physical_to_logical_map layer %zu must be an array of %zu integers",
+                                path, l, n);
     int32_t *ids = ms_alloc_array(layers * n, sizeof *ids, err);
     if (!ids) return MS_E_NOMEM;
     ms_status st = MS_OK;
@@ -389,7 +425,8 @@ static ms_status read_sglang(const char *path, json_t *root, const ms_cluster *w
     if (st == MS_OK) {
         memcpy(p->phy2log, ids, layers * n * sizeof *ids);
         snprintf(p->algorithm, sizeof p->algorithm, "sglang");
-        if ((st = ms_placement_index(p, err)) == MS_OK && (st = ms_placement_check(p, err)) != MS_OK)
+        if ((st = check_index_size(path, p, len, err)) == MS_OK && (st = ms_placement_index(p, err)) == MS_OK &&
+            (st = ms_placement_check(p, err)) != MS_OK)
             ms_error_prefix(err, path);
     }
     ms_free(ids);
@@ -408,7 +445,7 @@ static bool is_id_key(const char *k) {
     return k[0] != '0' || k[1] == '\0';
 }
 
-static ms_status read_peer(const char *path, json_t *root, const ms_cluster *want, uint32_t want_routed,
+static ms_status read_peer(const char *path, size_t len, json_t *root, const ms_cluster *want, uint32_t want_routed,
                            ms_placement **out, ms_error *err) {
     const char *key;
     json_t *val;
@@ -442,12 +479,20 @@ static ms_status read_peer(const char *path, json_t *root, const ms_cluster *wan
     if (cluster_given(want)) c = *want;
     ms_status st = ms_cluster_check(&c, err);
     if (st != MS_OK) return ms_error_prefix(err, path);
+    /* an inferred grid must be backed by the text: at most 2^16 slots plus 64
+     * per input byte (a listed replica takes some 40 bytes), so that a tiny
+     * file naming row 4095 cannot allocate 2^24 slots */
+    if (!cluster_given(want) && ms_cluster_slots(&c) > (1ull << 16) + 64ull * len)
+        return ms_error_set(err, MS_E_INPUT,
+                            "%s: the replicas imply a %ux%u grid with %u slots per device, too large for what the file "
+                            "lists; pass the cluster explicitly",
+                            path, c.rows, c.cols, c.slots_per_device);
     uint32_t n_routed = 0;
     bool shared = false;
     if ((st = routed_count(path, max_id, want_routed, ms_cluster_slots(&c), &n_routed, &shared, err)) != MS_OK) return st;
     ms_placement *p;
     if ((st = ms_placement_new(1, &c, n_routed, shared, &p, err)) != MS_OK) return ms_error_prefix(err, path);
-    if ((uint64_t)p->n_logical * (max_len ? max_len : 1) > (1u << 26)) {
+    if ((uint64_t)p->n_logical * (max_len ? max_len : 1) > alloc_budget(len)) {
         ms_placement_free(p);
         return ms_error_set(err, MS_E_INPUT, "%s: %u experts with up to %zu replicas each: too large", path, n_routed,
                             max_len);
@@ -496,6 +541,35 @@ static ms_status read_peer(const char *path, json_t *root, const ms_cluster *wan
     return MS_OK;
 }
 
+ms_status ms_placement_parse_json(const char *text, size_t len, const char *label, const ms_cluster *c,
+                                  uint32_t n_routed, ms_placement **out, ms_error *err) {
+    *out = NULL;
+    if (!label) label = "placement";
+    if (!text) text = "", len = 0;
+    json_error_t je;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!root) return ms_error_set(err, MS_E_INPUT, "%s: line %d: invalid JSON: %s", label, je.line, je.text);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return ms_error_set(err, MS_E_INPUT, "%s: a placement must be a JSON object", label);
+    }
+    bool all_ids = json_object_size(root) > 0;
+    const char *key;
+    json_t *val;
+    json_object_foreach(root, key, val) all_ids = all_ids && is_id_key(key);
+    ms_status st;
+    if (json_object_get(root, "phy2log")) st = read_moesim(label, len, root, c, n_routed, out, err);
+    else if (json_object_get(root, "physical_to_logical_map")) st = read_sglang(label, len, root, c, n_routed, out, err);
+    else if (all_ids) st = read_peer(label, len, root, c, n_routed, out, err);
+    else
+        st = ms_error_set(err, MS_E_INPUT,
+                          "%s: not a placement: expected moesim's JSON (\"phy2log\"), SGLang's (\"physical_to_logical_map\") "
+                          "or moe-balance's placement.json (expert id -> replicas)",
+                          label);
+    json_decref(root);
+    return st;
+}
+
 ms_status ms_placement_read_json(const char *path, const ms_cluster *c, uint32_t n_routed, ms_placement **out,
                                  ms_error *err) {
     *out = NULL;
@@ -503,26 +577,7 @@ ms_status ms_placement_read_json(const char *path, const ms_cluster *c, uint32_t
     size_t len;
     ms_status st = ms_file_read_all(path, &buf, &len, err);
     if (st != MS_OK) return st;
-    json_error_t je;
-    json_t *root = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, &je);
+    st = ms_placement_parse_json((const char *)buf, len, path, c, n_routed, out, err);
     ms_free(buf);
-    if (!root) return ms_error_set(err, MS_E_INPUT, "%s: line %d: invalid JSON: %s", path, je.line, je.text);
-    if (!json_is_object(root)) {
-        json_decref(root);
-        return ms_error_set(err, MS_E_INPUT, "%s: a placement must be a JSON object", path);
-    }
-    bool all_ids = json_object_size(root) > 0;
-    const char *key;
-    json_t *val;
-    json_object_foreach(root, key, val) all_ids = all_ids && is_id_key(key);
-    if (json_object_get(root, "phy2log")) st = read_moesim(path, root, c, n_routed, out, err);
-    else if (json_object_get(root, "physical_to_logical_map")) st = read_sglang(path, root, c, n_routed, out, err);
-    else if (all_ids) st = read_peer(path, root, c, n_routed, out, err);
-    else
-        st = ms_error_set(err, MS_E_INPUT,
-                          "%s: not a placement: expected moesim's JSON (\"phy2log\"), SGLang's (\"physical_to_logical_map\") "
-                          "or moe-balance's placement.json (expert id -> replicas)",
-                          path);
-    json_decref(root);
     return st;
 }

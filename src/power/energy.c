@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/json_util.h"
 #include "moesim/sim.h"
 
 const char *ms_precision_name(ms_precision p) {
@@ -108,53 +109,19 @@ ms_status ms_energy_set_str(ms_energy_coeffs *c, const char *a, ms_error *err) {
     return ms_energy_set(c, key, v, err);
 }
 
-static bool is_path(const char *s) {
-    size_t n = strlen(s);
-    return strchr(s, '/') != NULL || (n > 5 && strcmp(s + n - 5, ".json") == 0);
-}
-
 ms_status ms_energy_load(const char *name, ms_energy_coeffs *out, ms_error *err) {
     memset(out, 0, sizeof *out);
-    if (!name || !*name) return ms_error_set(err, MS_E_INPUT, "empty energy preset name");
     char path[1024];
-    if (is_path(name)) {
-        snprintf(path, sizeof path, "%s", name);
-    } else {
-        for (const char *q = name; *q; q++)
-            if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') || *q == '-' ||
-                  *q == '_' || *q == '.'))
-                return ms_error_set(err, MS_E_INPUT, "bad energy preset name '%s'", name);
-        snprintf(path, sizeof path, "%s/energy-%s.json", ms_preset_dir(), name);
-    }
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    ms_status st = ms_file_read_all(path, &buf, &len, err);
-    if (st != MS_OK) {
-        if (!is_path(name))
-            return ms_error_set(err, MS_E_INPUT, "no energy coefficients for GPU '%s' (no %s)", name, path);
-        return st;
-    }
-    json_error_t je;
-    json_t *root = json_loadb((const char *)buf, len, 0, &je);
-    ms_free(buf);
-    if (!root) return ms_error_set(err, MS_E_INPUT, "%s: line %d: %s", path, je.line, je.text);
-    if (!json_is_object(root)) {
-        json_decref(root);
-        return ms_error_set(err, MS_E_INPUT, "%s: not a JSON object", path);
-    }
+    json_t *root;
+    ms_status st =
+        ms_json_load_preset("energy", "energy-", "no energy coefficients for GPU", name, &root, path, sizeof path, err);
+    if (st != MS_OK) return st;
     json_t *g = json_object_get(root, "gpu");
     snprintf(out->name, sizeof out->name, "%s", json_is_string(g) ? json_string_value(g) : name);
     for (size_t k = 0; k < N_KEYS && st == MS_OK; k++) {
-        json_t *f = json_object_get(root, KEYS[k].key);
-        json_t *v = json_object_get(f, "value"), *s = json_object_get(f, "source");
-        if (!f) st = ms_error_set(err, MS_E_INPUT, "%s: missing coefficient '%s'", path, KEYS[k].key);
-        else if (!json_is_object(f) || !json_is_number(v))
-            st = ms_error_set(err, MS_E_INPUT, "%s: '%s' must be {\"value\": number, \"source\": \"...\"}", path,
-                              KEYS[k].key);
-        else if (!json_is_string(s) || json_string_length(s) == 0)
-            st = ms_error_set(err, MS_E_INPUT, "%s: '%s' has no source", path, KEYS[k].key);
-        else if (ms_energy_set(out, KEYS[k].key, json_number_value(v), err) != MS_OK)
-            st = ms_error_prefix(err, path);
+        double v;
+        st = ms_json_figure(root, path, KEYS[k].key, "coefficient", &v, err);
+        if (st == MS_OK && ms_energy_set(out, KEYS[k].key, v, err) != MS_OK) st = ms_error_prefix(err, path);
     }
     json_decref(root);
     if (st == MS_OK && ms_energy_check(out, err) != MS_OK) st = ms_error_prefix(err, path);

@@ -323,6 +323,47 @@ static ms_chart *grid_chart(const char *title, const char *note, const double *v
 
 /* ------------------------------------------------------------ sections */
 
+static const char *file_base(const char *path) {
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+/* Both known and different: a power result for other hardware or batching
+ * does not price this run. */
+static bool clash(const char *a, const char *b) { return a && b && strcmp(a, b) != 0; }
+
+/* Energy per token of run r: its own figure, else the power result of the
+ * same placement file and route (the same path; else the same file name when
+ * only one power result has it) whose hardware and batch mode do not
+ * disagree, else a power result with the run's label, else the only power
+ * result when there is only one run. NAN when none. */
+static double run_energy(const view *v, const rp_run *r) {
+    if (isfinite(r->energy_tok)) return r->energy_tok;
+    if (r->pfile && r->route) {
+        for (int pass = 0; pass < 2; pass++) {
+            const rp_power *hit = NULL;
+            size_t hits = 0;
+            for (size_t k = 0; k < v->n_pw; k++) {
+                const rp_power *p = v->pw[k];
+                if (!p->pfile || !p->route || strcmp(p->route, r->route) != 0 || clash(p->hw, r->hw) ||
+                    clash(p->batch, r->batch))
+                    continue;
+                bool same = pass == 0 ? strcmp(p->pfile, r->pfile) == 0
+                                      : strcmp(file_base(p->pfile), file_base(r->pfile)) == 0;
+                if (same && isfinite(p->energy_tok)) {
+                    if (!hit) hit = p;
+                    hits++;
+                }
+            }
+            if (hit && (pass == 0 || hits == 1)) return hit->energy_tok;
+        }
+    }
+    for (size_t k = 0; k < v->n_pw; k++)
+        if (strcmp(v->pw[k]->label, r->label) == 0 && isfinite(v->pw[k]->energy_tok)) return v->pw[k]->energy_tok;
+    if (v->n_pw == 1 && v->n_runs == 1) return v->pw[0]->energy_tok;
+    return NAN;
+}
+
 static void summary_section(page *pg, const view *v) {
     section(pg, "summary", "Summary",
             "The numbers that decide, and the inputs that produced them. Imbalance = max device load / "
@@ -345,13 +386,7 @@ static void summary_section(page *pg, const view *v) {
             td_num(&h, r->lt[3], 5);
             td_num(&h, r->lt[0], 5);
             td_num(&h, r->tps, 4);
-            double e = r->energy_tok;
-            if (!isfinite(e)) { /* a power file with the same label, or the only one */
-                for (size_t k = 0; k < v->n_pw && !isfinite(e); k++)
-                    if (strcmp(v->pw[k]->label, r->label) == 0) e = v->pw[k]->energy_tok;
-                if (!isfinite(e) && v->n_pw == 1 && v->n_runs == 1) e = v->pw[0]->energy_tok;
-            }
-            td_num(&h, e, 4);
+            td_num(&h, run_energy(v, r), 4);
             td_num(&h, r->dropped, 6);
             td_num(&h, r->rerouted, 6);
             double tot = r->intra + r->inter;

@@ -304,6 +304,10 @@ static void run_clear(rp_run *r) {
     free(r->pl_layer);
     free(r->pl_imb);
     free(r->pl_lt);
+    free(r->pfile);
+    free(r->route);
+    free(r->hw);
+    free(r->batch);
     memset(r, 0, sizeof *r);
 }
 
@@ -385,6 +389,22 @@ static ms_status parse_run(const json_t *o, const char *fallback, const json_t *
         if (!b.len) ms_sbuf_puts(&b, fallback);
     }
     r->label = b.s ? b.s : dupstr(fallback);
+    {
+        /* what produced it: simulate keeps the file in placement.file and the
+         * route in options; compare has both on the run, options on the parent */
+        const json_t *pl = json_object_get(o, "placement");
+        const json_t *op = json_object_get(o, "options"), *pop = parent ? json_object_get(parent, "options") : NULL;
+        const char *pf = json_is_string(pl) ? json_string_value(pl) : jstr_in(pl, "file", NULL);
+        const char *route = jstr_in(o, "route", NULL);
+        if (!route) route = jstr_in(op, "route", NULL);
+        if (!route) route = jstr_in(pop, "route", NULL);
+        const char *hw = jstr_in(op, "hw", NULL), *batch = jstr_in(op, "batch", NULL);
+        if (!hw) hw = jstr_in(pop, "hw", NULL);
+        if (!batch) batch = jstr_in(pop, "batch", NULL);
+        if ((pf && !(r->pfile = dupstr(pf))) || (route && !(r->route = dupstr(route))) ||
+            (hw && !(r->hw = dupstr(hw))) || (batch && !(r->batch = dupstr(batch))))
+            return nomem(err);
+    }
     ms_sbuf_init(&b);
     {
         const json_t *pl = json_object_get(o, "placement");
@@ -588,9 +608,60 @@ static double power_w(const json_t *o) {
     return NAN;
 }
 
+static char *dupn(const char *s, size_t n) {
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+/* moesim power's label of a simulated run: "FILE (ALGO, route R, MODE
+ * batches, hw HW, model M)". Fills what it finds; false on out of memory. */
+static bool power_label_parse(const char *label, rp_power *p) {
+    size_t n = strlen(label);
+    if (n < 4 || label[n - 1] != ')') return true;
+    const char *open = NULL;
+    for (const char *q = strstr(label, " ("); q; q = strstr(q + 1, " ("))
+        if (strstr(q, ", route ")) open = q; /* the last " (" before the fields */
+    if (!open || open == label) return true;
+    if (!p->pfile && !(p->pfile = dupn(label, (size_t)(open - label)))) return false;
+    /* fields separated by ", " inside the parentheses */
+    const char *f = open + 2, *end = label + n - 1;
+    while (f < end) {
+        const char *sep = strstr(f, ", ");
+        if (!sep || sep > end) sep = end;
+        size_t len = (size_t)(sep - f);
+        char **dst = NULL;
+        const char *val = NULL;
+        size_t vlen = 0;
+        if (len > 6 && strncmp(f, "route ", 6) == 0) dst = &p->route, val = f + 6, vlen = len - 6;
+        else if (len > 3 && strncmp(f, "hw ", 3) == 0) dst = &p->hw, val = f + 3, vlen = len - 3;
+        else if (len > 8 && strncmp(sep - 8, " batches", 8) == 0) dst = &p->batch, val = f, vlen = len - 8;
+        if (dst && !*dst && !(*dst = dupn(val, vlen))) return false;
+        f = sep + 2;
+    }
+    return true;
+}
+
 /* One power result (root: the object holding its figures). */
 static ms_status read_power_one(const json_t *root, const char *label, rp_power *p, ms_error *err) {
     p->label = dupstr(label);
+    {
+        /* the run it prices: explicit keys, else moesim power's label */
+        const json_t *pl = json_object_get(root, "placement");
+        const json_t *op = json_object_get(root, "options");
+        const char *pf = json_is_string(pl) ? json_string_value(pl) : jstr_in(pl, "file", NULL);
+        const char *route = jstr_in(root, "route", jstr_in(op, "route", NULL));
+        const char *hw = jstr_in(root, "hw", jstr_in(op, "hw", NULL));
+        const char *batch = jstr_in(root, "batch", jstr_in(op, "batch", NULL));
+        if ((pf && !(p->pfile = dupstr(pf))) || (route && !(p->route = dupstr(route))) ||
+            (hw && !(p->hw = dupstr(hw))) || (batch && !(p->batch = dupstr(batch))))
+            return nomem(err);
+        const char *l = jstr_in(root, "label", NULL);
+        if (l && !power_label_parse(l, p)) return nomem(err);
+    }
     static const char *const ek[] = {"energy_per_token_j", "joules_per_token", "energy_per_token", NULL};
     static const char *const ak[] = {"average_power_w", "avg_power_w", "mean_power_w", "avg_w", NULL};
     static const char *const pk[] = {"peak_power_w", "peak_cluster_power_w", "max_power_w", "peak_w", NULL};
@@ -913,6 +984,10 @@ void rp_input_clear(rp_input *in) {
         free(in->power[i].label);
         free(in->power[i].t_ms);
         free(in->power[i].p_w);
+        free(in->power[i].pfile);
+        free(in->power[i].route);
+        free(in->power[i].hw);
+        free(in->power[i].batch);
     }
     free(in->power);
     if (in->scale) {

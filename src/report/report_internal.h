@@ -33,6 +33,9 @@ typedef struct rp_run {
     double imb[5];      /* mean, p50, p95, p99, max */
     double lt[5];       /* layer time, us */
     double tps, intra, inter, dropped, rerouted, dispatch, compute, combine, energy_tok;
+    /* what produced it, for matching power results (NULL when unknown):
+     * placement file, route, hardware preset, batch mode */
+    char *pfile, *route, *hw, *batch;
     /* records (n_rec may be 0) */
     size_t n_rec;
     double *r_imb, *r_lt, *r_intra, *r_inter;
@@ -52,6 +55,10 @@ typedef struct rp_power {
     double parts[4];
     size_t n_t;
     double *t_ms, *p_w; /* cluster power timeline */
+    /* the simulated run it prices (NULL when unknown): from "placement",
+     * "route", ... keys, else parsed from moesim power's label "FILE (ALGO,
+     * route R, MODE batches, hw HW, model M)" */
+    char *pfile, *route, *hw, *batch;
 } rp_power;
 
 typedef struct rp_series {

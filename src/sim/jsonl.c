@@ -196,6 +196,33 @@ ms_status ms_jsonl_trace_load(const char *path, uint32_t n_experts, ms_jsonl_tra
     {
         uint64_t nreq = reqid.n;
         uint32_t nl = max_layer + 1;
+        /* Fewer lines than (batch, layer) pairs: some batch lacks a layer. When
+         * the batches x layers table would be large, find that batch and layer
+         * without it, so that a few lines naming layer 65535 among many
+         * batches cannot allocate far more than the file holds (found by
+         * fuzz/fuzz-jsonl.c). */
+        if (nreq * nl > lines.n && nreq * nl > (1u << 20)) {
+            const line_rec *LR0 = lines.p;
+            uint64_t *cnt = ms_calloc_array(nreq, sizeof *cnt, err);
+            uint8_t *have = ms_calloc_array(nl, 1, err);
+            if (!cnt || !have) {
+                ms_free(cnt);
+                ms_free(have);
+                st = MS_E_NOMEM;
+                goto done;
+            }
+            for (size_t i = 0; i < lines.n; i++) cnt[LR0[i].req]++;
+            uint64_t r = 0;
+            while (cnt[r] >= nl) r++; /* exists: the counts add up to fewer than nreq * nl */
+            for (size_t i = 0; i < lines.n; i++)
+                if (LR0[i].req == r) have[LR0[i].layer] = 1;
+            uint32_t l = 0;
+            while (have[l]) l++; /* fewer than nl lines: a layer is missing */
+            ms_free(cnt);
+            ms_free(have);
+            FAIL("%s: batch number %llu (batch_id of request_id %lld) has no line for layer %u", path,
+                 (unsigned long long)r, (long long)((int64_t *)reqid.p)[r], l);
+        }
         seen = ms_calloc_array(nreq * nl, 1, err);
         req_tok = ms_alloc_array(nreq, sizeof *req_tok, err);
         if (!seen || !req_tok) {

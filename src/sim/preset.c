@@ -5,8 +5,11 @@
 
 #include <dirent.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "common/json_util.h"
 
 #ifndef MOESIM_PRESET_DIR
 #define MOESIM_PRESET_DIR "presets"
@@ -17,56 +20,20 @@ const char *ms_preset_dir(void) {
     return (e && *e) ? e : MOESIM_PRESET_DIR;
 }
 
-static bool is_path(const char *s) {
-    size_t n = strlen(s);
-    return strchr(s, '/') != NULL || (n > 5 && strcmp(s + n - 5, ".json") == 0);
-}
-
 static ms_status open_preset(const char *kind, const char *name, json_t **root, char *path, size_t plen,
                              ms_error *err) {
-    if (!name || !*name) return ms_error_set(err, MS_E_INPUT, "empty %s preset name", kind);
-    if (is_path(name)) snprintf(path, plen, "%s", name);
-    else {
-        for (const char *q = name; *q; q++)
-            if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') || *q == '-' ||
-                  *q == '_' || *q == '.'))
-                return ms_error_set(err, MS_E_INPUT, "bad %s preset name '%s'", kind, name);
-        snprintf(path, plen, "%s/%s/%s.json", ms_preset_dir(), kind, name);
-    }
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    ms_status st = ms_file_read_all(path, &buf, &len, err);
-    if (st != MS_OK) {
-        if (!is_path(name))
-            return ms_error_set(err, MS_E_INPUT, "unknown %s preset '%s' (no %s)", kind, name, path);
-        return st;
-    }
-    json_error_t je;
-    *root = json_loadb((const char *)buf, len, 0, &je);
-    ms_free(buf);
-    if (!*root) return ms_error_set(err, MS_E_INPUT, "%s: line %d: %s", path, je.line, je.text);
-    if (!json_is_object(*root)) {
-        json_decref(*root);
-        *root = NULL;
-        return ms_error_set(err, MS_E_INPUT, "%s: not a JSON object", path);
-    }
-    return MS_OK;
+    char prefix[16];
+    snprintf(prefix, sizeof prefix, "%s/", kind);
+    return ms_json_load_preset(kind, prefix, NULL, name, root, path, plen, err);
 }
 
 /* field {"value": number, "source": non-empty string}; min_ok = smallest allowed value */
 static ms_status figure(json_t *root, const char *path, const char *key, bool required, double min_ok, bool strict_min,
                         double max_ok, double *out, ms_error *err) {
-    json_t *f = json_object_get(root, key);
-    if (!f) {
-        if (!required) return MS_OK;
-        return ms_error_set(err, MS_E_INPUT, "%s: missing figure '%s'", path, key);
-    }
-    json_t *v = json_object_get(f, "value"), *s = json_object_get(f, "source");
-    if (!json_is_object(f) || !json_is_number(v))
-        return ms_error_set(err, MS_E_INPUT, "%s: '%s' must be {\"value\": number, \"source\": \"...\"}", path, key);
-    if (!json_is_string(s) || json_string_length(s) == 0)
-        return ms_error_set(err, MS_E_INPUT, "%s: '%s' has no source", path, key);
-    double x = json_number_value(v);
+    if (!required && !json_object_get(root, key)) return MS_OK;
+    double x;
+    ms_status st = ms_json_figure(root, path, key, "figure", &x, err);
+    if (st != MS_OK) return st;
     if (!(strict_min ? x > min_ok : x >= min_ok) || x > max_ok)
         return ms_error_set(err, MS_E_INPUT, "%s: '%s' = %g is out of range", path, key, x);
     *out = x;
@@ -77,6 +44,58 @@ static void copy_name(json_t *root, const char *fallback, char *dst, size_t n) {
     json_t *nm = json_object_get(root, "name");
     const char *s = json_is_string(nm) ? json_string_value(nm) : fallback;
     snprintf(dst, n, "%s", s);
+}
+
+/* The optional "efficiency_curve" of a hardware preset (moesim calibrate):
+ * {"source", "tokens_per_expert": [t...], "efficiency": [e...]}. */
+static ms_status eff_curve(json_t *root, const char *path, ms_hw_preset *out, ms_error *err) {
+    json_t *c = json_object_get(root, "efficiency_curve");
+    if (!c) return MS_OK;
+    const char *what = "efficiency_curve";
+    if (!json_is_object(c)) return ms_error_set(err, MS_E_INPUT, "%s: '%s' must be an object", path, what);
+    json_t *src = json_object_get(c, "source"), *tk = json_object_get(c, "tokens_per_expert"),
+           *ev = json_object_get(c, "efficiency");
+    if (!json_is_string(src) || json_string_length(src) == 0)
+        return ms_error_set(err, MS_E_INPUT, "%s: '%s' has no source", path, what);
+    if (!json_is_array(tk) || !json_is_array(ev))
+        return ms_error_set(err, MS_E_INPUT, "%s: '%s' needs arrays 'tokens_per_expert' and 'efficiency'", path,
+                            what);
+    size_t n = json_array_size(tk);
+    if (n == 0 || n > MS_HW_EFF_MAX || json_array_size(ev) != n)
+        return ms_error_set(err, MS_E_INPUT,
+                            "%s: '%s' has %zu tokens_per_expert and %zu efficiency values (need 1..%d of each, "
+                            "as many)",
+                            path, what, n, json_array_size(ev), MS_HW_EFF_MAX);
+    for (size_t i = 0; i < n; i++) {
+        json_t *a = json_array_get(tk, i), *b = json_array_get(ev, i);
+        double t = json_is_number(a) ? json_number_value(a) : NAN, e = json_is_number(b) ? json_number_value(b) : NAN;
+        if (!(t > 0 && t < 1e12) || (i > 0 && !(t > out->eff_tokens[i - 1])))
+            return ms_error_set(err, MS_E_INPUT,
+                                "%s: '%s' tokens_per_expert[%zu] must be a positive number above the one before",
+                                path, what, i);
+        if (!(e > 0 && e <= 1))
+            return ms_error_set(err, MS_E_INPUT, "%s: '%s' efficiency[%zu] must be in (0, 1]", path, what, i);
+        out->eff_tokens[i] = t;
+        out->eff_value[i] = e;
+    }
+    out->eff_n = (uint32_t)n;
+    return MS_OK;
+}
+
+double ms_hw_efficiency(const ms_hw_preset *hw, double tokens) {
+    uint32_t n = hw->eff_n;
+    if (n == 0 || n > MS_HW_EFF_MAX) return hw->mfu;
+    const double *t = hw->eff_tokens, *e = hw->eff_value;
+    if (!(tokens > t[0])) return e[0]; /* also NAN */
+    if (tokens >= t[n - 1]) return e[n - 1];
+    uint32_t lo = 0, hi = n - 1; /* t[lo] < tokens < t[hi] */
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (t[mid] <= tokens) lo = mid;
+        else hi = mid;
+    }
+    double w = (log(tokens) - log(t[lo])) / (log(t[hi]) - log(t[lo]));
+    return e[lo] + w * (e[hi] - e[lo]);
 }
 
 ms_status ms_hw_preset_load(const char *name_or_path, ms_hw_preset *out, ms_error *err) {
@@ -110,6 +129,7 @@ ms_status ms_hw_preset_load(const char *name_or_path, ms_hw_preset *out, ms_erro
     };
     for (size_t i = 0; i < sizeof f / sizeof f[0] && st == MS_OK; i++)
         st = figure(root, path, f[i].key, f[i].req, f[i].lo, f[i].strict, f[i].hi, f[i].dst, err);
+    if (st == MS_OK) st = eff_curve(root, path, out, err);
     json_decref(root);
     return st;
 }
@@ -148,6 +168,11 @@ ms_status ms_model_preset_load(const char *name_or_path, ms_model_preset *out, m
         st = figure(root, path, f[i].key, f[i].req, f[i].lo, f[i].strict, f[i].hi, f[i].dst, err);
     json_decref(root);
     if (st != MS_OK) return st;
+    /* counts must be whole numbers: top_k 0.5 passed the range check and
+     * truncated to 0 (found by fuzz/fuzz-preset.c) */
+    for (size_t i = 0; i < 7; i++)
+        if (*f[i].dst != floor(*f[i].dst))
+            return ms_error_set(err, MS_E_INPUT, "%s: '%s' = %g must be a whole number", path, f[i].key, *f[i].dst);
     out->hidden = (uint32_t)hidden;
     out->moe_intermediate = (uint32_t)inter;
     out->routed_experts = (uint32_t)routed;

@@ -99,6 +99,14 @@ typedef struct simctx {
     /* roofline constants, per microsecond */
     double expert_flops_tok, expert_wbytes, act_bytes_tok;
     double flops_per_us, hbm_per_us;
+    /* the hardware's efficiency curve (hw->eff_n > 0): expert compute of an
+     * instance with n assignments takes n x expert_flops_tok / (peak_per_us x
+     * efficiency(n)); us_tok[n] caches expert_flops_tok / (peak_per_us x
+     * efficiency(n)) for whole n < n_us_tok (beyond it the curve is flat) */
+    const ms_hw_preset *eff_hw;
+    double peak_per_us;
+    double *us_tok;
+    uint32_t n_us_tok;
     double dense_flops_tok, dense_bytes;
     double bw_us[2], alpha_us[2]; /* [0] within a row (NVLink), [1] between rows (network) */
     double disp_bytes, comb_bytes;
@@ -1013,6 +1021,13 @@ static double mesh_compute(const simctx *c, const ltab *T, ws *w) {
     return mx;
 }
 
+/* Roofline: microseconds of expert FLOPs f of an instance with n assignments. */
+static inline double expert_flop_us(const simctx *c, double n, double f) {
+    if (!c->eff_hw) return f / c->flops_per_us;
+    if (n < (double)c->n_us_tok && n == floor(n)) return n * c->us_tok[(uint32_t)n];
+    return f / (c->peak_per_us * ms_hw_efficiency(c->eff_hw, n));
+}
+
 /* Roofline: per-device times of one micro-batch; adds them to the outputs. */
 static phase_t roof_costs(const simctx *c, const ltab *T, ws *w) {
     phase_t ph = {0, 0, 0, 0};
@@ -1022,7 +1037,7 @@ static phase_t roof_costs(const simctx *c, const ltab *T, ws *w) {
             double n = inst_count(c, w, T->dev_inst[q]);
             if (n <= 0) continue;
             double f = n * c->expert_flops_tok, by = c->expert_wbytes + n * c->act_bytes_tok;
-            double tf = f / c->flops_per_us, tb = by / c->hbm_per_us;
+            double tf = expert_flop_us(c, n, f), tb = by / c->hbm_per_us;
             comp += tf > tb ? tf : tb;
             flops += f;
             hbm += by;
@@ -1410,6 +1425,24 @@ static ms_status setup(simctx *c, ms_error *err) {
         c->comb_bytes = m->combine_bytes;
         if (!(c->flops_per_us > 0) || !(c->hbm_per_us > 0) || !(c->bw_us[0] > 0) || !(c->bw_us[1] > 0))
             return ms_error_set(err, MS_E_INPUT, "hardware preset '%s' has a zero rate", hw->name);
+        if (hw->eff_n > 0) {
+            if (hw->eff_n > MS_HW_EFF_MAX)
+                return ms_error_set(err, MS_E_INPUT, "hardware preset '%s': efficiency curve of %u points (at most %d)",
+                                    hw->name, hw->eff_n, MS_HW_EFF_MAX);
+            for (uint32_t q = 0; q < hw->eff_n; q++)
+                if (!(hw->eff_value[q] > 0 && hw->eff_value[q] <= 1) || !(hw->eff_tokens[q] > 0) ||
+                    (q > 0 && !(hw->eff_tokens[q] > hw->eff_tokens[q - 1])))
+                    return ms_error_set(err, MS_E_INPUT,
+                                        "hardware preset '%s': efficiency curve point %u is out of range", hw->name, q);
+            c->eff_hw = hw;
+            c->peak_per_us = peak * 1e12 / 1e6;
+            double last = hw->eff_tokens[hw->eff_n - 1];
+            c->n_us_tok = last < 65535 ? (uint32_t)ceil(last) + 1 : 65536;
+            c->us_tok = ms_alloc_array(c->n_us_tok, sizeof(double), err);
+            if (!c->us_tok) return MS_E_NOMEM;
+            for (uint32_t q = 0; q < c->n_us_tok; q++)
+                c->us_tok[q] = c->expert_flops_tok / (c->peak_per_us * ms_hw_efficiency(hw, (double)q));
+        }
     }
     return MS_OK;
 }
@@ -1587,6 +1620,7 @@ done:
     ms_free(c.dev_col);
     ms_free(c.ring);
     ms_free(c.maxtab);
+    ms_free(c.us_tok);
     ltabs_free(c.tabs, c.n_tabs);
     if (st != MS_OK) {
         ms_sim_result_free(res);

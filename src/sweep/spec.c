@@ -183,8 +183,9 @@ static ms_status parse_traces(ms_sweep_spec *s, const json_t *root, ms_error *er
                     if (!get_num(t, k, &tr->split, &bv) || tr->split <= 0 || tr->split >= 1) bv = true;
                 } else if (strcmp(k, "seed") == 0) {
                     double sd = 0;
-                    if (!get_num(t, k, &sd, &bv) || sd < 0) bv = true;
-                    tr->split_seed = (uint64_t)sd;
+                    /* range first: converting -3 or 1e30 is undefined (fuzz/fuzz-sweep-spec.c) */
+                    if (!get_num(t, k, &sd, &bv) || !(sd >= 0 && sd < 18446744073709551616.0)) bv = true;
+                    else tr->split_seed = (uint64_t)sd;
                 } else if (strcmp(k, "phase") == 0) {
                     if (!json_is_string(v) || ms_phase_parse(json_string_value(v), &tr->phase, NULL) != MS_OK)
                         return ms_error_set(err, MS_E_INPUT, "%s: traces[%zu].phase must be all, prefill or decode",
@@ -245,7 +246,7 @@ static ms_status parse_algos(ms_sweep_spec *s, const json_t *root, ms_error *err
                 else if (strcmp(k, "coact_weight") == 0) get_num(t, k, &al->po.coact_weight, &bv);
                 else if (strcmp(k, "time_limit") == 0) get_num(t, k, &al->po.time_limit_s, &bv);
                 else if (strcmp(k, "seed") == 0) {
-                    if (get_num(t, k, &x, &bv) && x >= 0) al->po.seed = (uint64_t)x;
+                    if (get_num(t, k, &x, &bv) && x >= 0 && x < 18446744073709551616.0) al->po.seed = (uint64_t)x;
                     else bv = true;
                 } else if (strcmp(k, "axis") == 0) {
                     const char *ax = json_string_value(v);
@@ -421,11 +422,11 @@ static ms_status parse_options(ms_sweep_spec *s, const json_t *root, ms_error *e
         else if (strcmp(k, "model") == 0) model = str, bv = !str && !json_is_null(v);
         else if (strcmp(k, "capacity_factor") == 0) bv = !get_num(o, k, &s->capacity_factor, &bv) || bv;
         else if (strcmp(k, "layer") == 0) {
-            bv = !get_num(o, k, &x, &bv) || x < -1 || x != floor(x);
-            s->layer = (int64_t)x;
+            bv = !get_num(o, k, &x, &bv) || x < -1 || x != floor(x) || x >= 9223372036854775808.0;
+            if (!bv) s->layer = (int64_t)x;
         } else if (strcmp(k, "seed") == 0) {
-            bv = !get_num(o, k, &x, &bv) || x < 0;
-            s->seed = (uint64_t)x;
+            bv = !get_num(o, k, &x, &bv) || x < 0 || x >= 18446744073709551616.0;
+            if (!bv) s->seed = (uint64_t)x;
         } else if (strcmp(k, "shared_expert") == 0) {
             bv = !json_is_boolean(v);
             s->shared = json_is_true(v);
@@ -542,8 +543,12 @@ ms_status ms_sweep_spec_parse(const char *text, size_t len, const char *label, m
     if (st == MS_OK) st = parse_grid(s, root, err);
     if (st == MS_OK) st = parse_scaling(s, root, err);
     if (st == MS_OK) {
-        s->grid = (uint64_t)s->nt * s->na * s->nr * s->nc * s->ns * s->nb;
-        s->points = s->grid + s->n_scale;
+        /* saturating product: six lists of 2048 entries wrapped 2^66 to 0 */
+        const size_t dims[6] = {s->nt, s->na, s->nr, s->nc, s->ns, s->nb};
+        s->grid = 1;
+        for (int i = 0; i < 6; i++)
+            s->grid = !dims[i] ? 0 : s->grid > UINT64_MAX / dims[i] ? UINT64_MAX : s->grid * dims[i];
+        s->points = s->grid > 100000000ULL ? s->grid : s->grid + s->n_scale;
         if (!s->points) st = bad(err, s->label, "the spec has no points (no traces and no scaling sizes)", NULL);
         else if (s->points > 100000000ULL) st = bad(err, s->label, "more than 10^8 points", NULL);
     }

@@ -144,7 +144,26 @@ assert first["mean"] == m["mean"], (first["mean"], m["mean"])   # the same run a
 for r, c in zip(d["runs"], rows):
     assert abs(r["summary"]["imbalance"]["mean"] - float(c["imbalance_mean"])) < 1e-12
 PY
-expect_exit 2 "$bin" compare "$T" --placement "$P" --details
+# compare --details: every run carries the records simulate --details writes for it
+expect_exit 2 "$bin" compare "$T" --placement "$P" --details --format csv
+"$bin" compare "$T" --placement "$P" --placement "$tmp/peer2.json" --route balanced-replicas,least-loaded \
+  --details --format json --quiet -o "$tmp/cmpd.json"
+"$bin" simulate "$T" --placement "$tmp/peer2.json" --route least-loaded --details --format json --quiet \
+  -o "$tmp/det2.json"
+"$py" - "$tmp/cmpd.json" "$tmp/det.json" "$tmp/det2.json" "$tmp/cmp.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); a = json.load(open(sys.argv[2])); b = json.load(open(sys.argv[3]))
+plain = json.load(open(sys.argv[4]))
+assert len(c["runs"]) == 4
+for run, sim in ((c["runs"][0], a), (c["runs"][3], b)):
+    assert run["records"] == sim["records"], run["placement"]
+    assert run["cluster"] == {"rows": 2, "cols": 2, "slots_per_device": sim["placement"]["slots_per_device"]}
+for run, p in zip(c["runs"], plain["runs"]):
+    assert len(run["records"]) == 6
+    s, t = dict(run["summary"]), dict(p["summary"])
+    for k in ("eval_seconds",): s.pop(k, None); t.pop(k, None)
+    assert s == t, (s, t)   # the same numbers with and without --details
+PY
 
 # moe-balance's reference numbers on the real trace
 ref=${MOESIM_REF:-}/moe-balance; data=${MOESIM_DATA:-}/deepseek-v2-lite-puffin

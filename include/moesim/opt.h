@@ -1,0 +1,143 @@
+/*
+ * moesim/opt.h - stage 5: placement optimisation against the simulator.
+ *
+ * `search` improves a placement (the output of any placement algorithm) for
+ * the very simulation it will later be judged by. Per layer it runs simulated
+ * annealing over two kinds of moves:
+ *  - slot swap: exchange the experts of two slots on different devices;
+ *  - replica move: take a replica from an expert that has two or more and
+ *    give its slot to another expert (the number of filled slots is kept);
+ * scored by a fast surrogate computed on the training batches: per batch the
+ * maximum device load under the chosen routing (split, round-robin and
+ * balanced-replicas exactly as the simulator routes them; the others as
+ * split), weighted per batch, averaged (or the mean of the worst batches for
+ * the p95/p99 objectives), plus, with a weight, the share of assignments that
+ * cross rows. A move touches two experts, so it is scored by updating the
+ * devices that hold them in every batch (a max-tree per batch), never by a
+ * full recompute. Then the best placement of each annealing chain, and the
+ * initial one, are evaluated with ms_sim_run on the training batches; per
+ * layer the best is kept, and the result is never worse than the initial
+ * placement on the training objective (the initial placement is returned
+ * when nothing beats it).
+ *
+ * Determinism: every layer and chain draws from its own seed, and layers are
+ * searched independently, so the same inputs and seed give the same
+ * placement whatever the thread count, as long as the iteration budget (not
+ * the time limit) ends the search. When the time limit cuts a chain short
+ * the result depends on the machine's speed; the metadata says so.
+ */
+#ifndef MOESIM_OPT_H
+#define MOESIM_OPT_H
+
+#include <stdbool.h>
+#include "moesim/common.h"
+#include "moesim/place.h"
+#include "moesim/sim.h"
+#include "moesim/trace.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum ms_search_objective {
+    MS_OBJ_MEAN = 0,          /* mean of the simulated layer time */
+    MS_OBJ_P95 = 1,           /* p95 of the layer time (nearest rank over records) */
+    MS_OBJ_P99 = 2,           /* p99 of the layer time */
+    MS_OBJ_IMBALANCE = 3,     /* mean imbalance (max / mean device load per (batch, layer)) */
+    MS_OBJ_IMBALANCE_P99 = 4  /* p99 of the imbalance */
+} ms_search_objective;
+
+/* "mean", "p95", "p99", "imbalance", "imbalance-p99"; never NULL. */
+const char *ms_search_objective_name(ms_search_objective o);
+/* Parses one of those names; MS_E_INPUT listing them otherwise. */
+ms_status ms_search_objective_parse(const char *s, ms_search_objective *out, ms_error *err);
+
+typedef struct ms_search_opts {
+    /* The initial placement: `init` when not NULL (it must match the trace's
+     * layers and experts and place.cluster), else ms_place_run with
+     * place.algo = init_algo on the training trace's statistics. place also
+     * carries the cluster, shared expert and replica budget (redundant). */
+    const ms_placement *init;
+    const char *init_algo;        /* default "eplb" */
+    ms_place_opts place;
+    /* What is simulated: the same options as `moesim simulate`. sim.hw and
+     * sim.model may be NULL: they are then loaded from hw_name (default
+     * h100-sxm, roofline only) and model_name (default: guessed from the
+     * trace's experts and top-k). sim.layer >= 0 optimises that layer only
+     * (the others keep the initial placement). */
+    ms_batch_opts batch;
+    ms_sim_opts sim;
+    const char *hw_name, *model_name;
+    ms_search_objective objective;  /* default MS_OBJ_IMBALANCE */
+    bool origin_set;              /* sim.origin was given (ms_search_opts_set sets it): roofline
+                                     then insists on MS_ORIGIN_DP, as moesim simulate does */
+    /* Search effort. */
+    double time_limit_s;          /* wall-clock cap for the whole call (default 10) */
+    uint64_t iterations;          /* moves tried per layer over all chains (0 = auto: 400 x slots
+                                     per layer, at least 20000); the time limit may stop earlier */
+    uint32_t chains;              /* independent annealing chains per layer (default 2) */
+    double traffic_weight;        /* surrogate: weight of the share of assignments crossing rows
+                                     (hops for the mesh model), relative to the initial placement's
+                                     surrogate value (default -1: 0 for the imbalance objectives,
+                                     0.1 for the time objectives) */
+    uint32_t min_windows;         /* surrogate: extra batch plans (other request orders of the
+                                     training requests) until there are this many batches
+                                     (default 64; at most 16 plans; per-request batching has one) */
+    uint64_t seed;
+    int threads;                  /* 0 = all cores */
+} ms_search_opts;
+
+/* Defaults: init NULL, init_algo "eplb", place/batch/sim at their own
+ * defaults (place.cluster must be set), hw_name/model_name NULL, objective
+ * imbalance, time_limit_s 10, iterations auto, chains 2, traffic_weight -1,
+ * min_windows 64, seed 0, threads 0. */
+void ms_search_opts_default(ms_search_opts *o);
+
+/* Sets one option from text, by its command-line name without dashes:
+ * init, objective, iterations, chains, traffic-weight, min-windows,
+ * cost-model, batch, batch-tokens, decode-batch, dp, route, row-local-slack,
+ * capacity-factor, overflow, origin-rows, mesh-table, hw, model, overlap,
+ * sim-seed (batch.seed and sim.seed: simulate's --seed).
+ * Values are parsed as `moesim simulate` parses them (the strings hw, model
+ * and init are kept by pointer). MS_E_INPUT naming the option on a bad value
+ * or an unknown name. */
+ms_status ms_search_opts_set(ms_search_opts *o, const char *name, const char *value, ms_error *err);
+/* The names ms_search_opts_set knows, NULL-terminated. */
+const char *const *ms_search_option_names(void);
+
+/* Runs the search on the training trace `train`. in: the statistics the
+ * initial algorithm sees (NULL = computed from train: all rows, windows of
+ * 1024 tokens, co-activation when the algorithm needs it). The result has the
+ * initial placement's layers and slot budget (filled slots per layer, the
+ * shared expert's slots untouched). Its metadata: algorithm "search"; params
+ * (JSON: init, objective, route, cost model, batch mode, layers, surrogate
+ * windows, chains, moves tried, seed, time limit, whether the time limit cut
+ * the search, surrogate values before and after, simulations run, the initial
+ * placement's training objective, and which candidate was kept: init, chain
+ * or per-layer); objective = the training objective (ms_search_objective_value
+ * of ms_sim_run on the training batches); lower_bound = a lower bound on that
+ * objective for the imbalance objectives (per batch: the largest of the mean
+ * device load, the hottest expert's assignments over the most replicas the
+ * budget allows it, and the shared expert's per replica, rounded up to whole
+ * assignments unless routing splits, over the mean device load; NAN for the
+ * time objectives and when capacity can drop or move assignments);
+ * layer_bound = the initial algorithm's per-layer bounds on the maximum device
+ * load (same budget); runtime_s = the whole call; trace_digest = train's.
+ * The result's training objective is <= the initial placement's: the initial
+ * placement is simulated first and returned when no candidate beats it, also
+ * when the time limit leaves no room to simulate candidates. The time limit
+ * covers everything but cannot undercut one simulation of the initial
+ * placement. Fails MS_E_INPUT on options the simulator or the initial
+ * algorithm rejects, a trace without rows of the batch mode's phase, an init
+ * that does not match the trace; MS_E_NOMEM; MS_E_UNSUPPORTED as ms_place_run. */
+ms_status ms_search_run(const ms_trace *train, const ms_place_input *in, const ms_search_opts *o,
+                        ms_placement **out, ms_error *err);
+
+/* Objective value of a finished simulation: the summary's layer_us mean, p95
+ * or p99, or imbalance mean or p99. */
+double ms_search_objective_value(const ms_sim_summary *s, ms_search_objective o);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

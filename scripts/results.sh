@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# results.sh - reproduces docs/RESULTS.md, "Placement quality on held-out
+# requests": every placement algorithm is computed on the training half of a
+# trace's requests (a seeded split, moesim's TRACE@train), then every
+# placement is simulated with every routing policy on the other half
+# (TRACE@eval) over the very same batches (moesim compare). `search` is run
+# once per routing policy, optimising the mean imbalance the simulator
+# reports for that policy on the training requests.
+#
+# usage: scripts/results.sh [BUILD_DIR]      (default build/; a few minutes on 2 cores)
+# env:   MOESIM_BIN   the moesim binary (default BUILD_DIR/moesim)
+#        MOESIM_DATA  the real traces (default ../shared/data; configs whose trace is absent are skipped)
+#        OUT          where placements and CSVs go (default: a new /tmp/moesim-results.XXXXXX)
+#        QUICK=1      a tenth of the search iterations (a quick look, not the documented numbers)
+# Prints the markdown tables on stdout (also in $OUT/results.md).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+bin=${MOESIM_BIN:-$here/${1:-build}/moesim}
+data=${MOESIM_DATA:-$here/../shared/data}
+out=${OUT:-$(mktemp -d /tmp/moesim-results.XXXXXX)}
+py=/usr/bin/python3
+[[ -x $bin ]] || { echo "results.sh: no moesim binary at $bin (build first, or set MOESIM_BIN)" >&2; exit 2; }
+mkdir -p "$out"
+div=1; [[ ${QUICK:-0} == 1 ]] && div=10
+
+algos=(contiguous round-robin pair replicate eplb tail coact balance balance-coact hot-tier greedy-cost one-per-gpu)
+routes=(round-robin least-loaded row-local split balanced-replicas)
+
+# run_config NAME TRACE ITERATIONS LIMIT CLUSTER-OPTIONS... -- TRACE-OPTIONS... -- SIMULATION-OPTIONS...
+run_config() {
+  local name=$1 trace=$2 iters=$(( $3 / div )) limit=$4; shift 4
+  local cl=() topt=() sim=() place=()
+  while [[ $1 != -- ]]; do cl+=("$1"); shift; done; shift
+  while [[ $1 != -- ]]; do topt+=("$1"); shift; done; shift
+  sim=("$@")
+  place=("${cl[@]}" ${topt[@]+"${topt[@]}"})
+  local dir="$out/$name"; mkdir -p "$dir"; : > "$dir/skipped"; : > "$dir/search.tsv"
+  echo "[$name] placing on $trace@train" >&2
+  local pl=()
+  for a in "${algos[@]}"; do
+    if "$bin" place "$trace@train" --algo "$a" "${place[@]}" --no-lp-bound --quiet -o "$dir/$a.json" \
+         > /dev/null 2> "$dir/$a.err"; then
+      pl+=(--placement "$dir/$a.json")
+    else
+      printf '%s\t%s\n' "$a" "$(head -1 "$dir/$a.err")" >> "$dir/skipped"
+    fi
+  done
+  for r in "${routes[@]}"; do
+    echo "[$name] search for --route $r" >&2
+    local t0=$SECONDS
+    "$bin" place "$trace@train" --algo search --init eplb --objective imbalance --route "$r" "${place[@]}" \
+      "${sim[@]}" --iterations "$iters" --time-limit "$limit" --seed 1 --no-lp-bound --quiet \
+      -o "$dir/search-$r.json" > /dev/null
+    printf '%s\t%s\n' "$r" "$((SECONDS - t0))" >> "$dir/search.tsv"
+    pl+=(--placement "$dir/search-$r.json")
+  done
+  echo "[$name] simulating on $trace@eval" >&2
+  local rl; rl=$(IFS=,; echo "${routes[*]}")
+  "$bin" compare "$trace@eval" "${pl[@]}" --route "$rl" "${sim[@]}" ${topt[@]+"${topt[@]}"} --quiet --format csv \
+    -o "$dir/compare.csv"
+  "$bin" compare "$trace@train" --placement "$dir/eplb.json" --route round-robin "${sim[@]}" ${topt[@]+"${topt[@]}"} \
+    --quiet --format csv -o "$dir/train-eplb.csv"
+}
+
+v2=$data/deepseek-v2-lite-puffin
+mav=$data/llama4-maverick-mmlu
+configs=()
+if [[ -d $v2 ]]; then
+  run_config v2lite "$v2" 15000 60 --rows 2 --cols 8 --slots 6 -- -- \
+    --cost-model roofline --batch prefill --batch-tokens 4096
+  configs+=(v2lite)
+fi
+if [[ -d $mav ]]; then
+  run_config maverick "$mav" 40000 90 --rows 2 --cols 8 --slots 10 -- --experts 128 -- \
+    --cost-model roofline --batch decode --decode-batch 64
+  configs+=(maverick)
+fi
+echo "[v3] generating the synthetic DeepSeek-V3 trace" >&2
+if [[ ! -d $out/v3-trace ]]; then
+  "$bin" gen --model deepseek-v3 --requests 300 --tokens 96000 --decode 0 --seed 1 -o "$out/v3-trace" \
+    --quiet > /dev/null
+fi
+run_config v3 "$out/v3-trace" 24000 90 --rows 16 --cols 8 --slots 3 --shared-expert -- -- \
+  --cost-model roofline --batch prefill --batch-tokens 8192
+configs+=(v3)
+
+"$py" - "$out" "${configs[@]}" <<'PY' | tee "$out/results.md"
+import csv, json, os, sys
+out, configs = sys.argv[1], sys.argv[2:]
+algos = ["contiguous", "round-robin", "pair", "replicate", "eplb", "tail", "coact", "balance", "balance-coact",
+         "hot-tier", "greedy-cost", "one-per-gpu"]
+routes = ["round-robin", "least-loaded", "row-local", "split", "balanced-replicas"]
+titles = {
+    "v2lite": "DeepSeek-V2-Lite prefill (puffin): 2 x 8 GPUs, 6 slots each (96 slots for 64 experts), "
+              "prefill batches of 4096 tokens, roofline cost (H100 SXM)",
+    "maverick": "Llama-4-Maverick decode (MMLU): 2 x 8 GPUs, 10 slots each (160 slots for 128 experts), "
+                "decode batches of 64 requests, roofline cost (H100 SXM)",
+    "v3": "Synthetic DeepSeek-V3 prefill (moesim gen --model deepseek-v3, 300 requests, 96000 tokens, seed 1): "
+          "16 x 8 GPUs, 3 slots each (256 routed + 16 shared replicas + 112 hot replicas), prefill batches of "
+          "8192 tokens, roofline cost (H100 SXM)",
+}
+summary = []
+for c in configs:
+    d = os.path.join(out, c)
+    rows = {}
+    for r in csv.DictReader(open(os.path.join(d, "compare.csv"))):
+        name = os.path.basename(r["placement"])[:-5]
+        rows[(name, r["route"])] = r
+    skipped = dict(l.rstrip("\n").split("\t", 1) for l in open(os.path.join(d, "skipped")) if l.strip())
+    secs = dict(l.split() for l in open(os.path.join(d, "search.tsv")) if l.strip())
+    print(f"\n### {titles[c]}\n")
+    print("Cells: mean imbalance / p99 imbalance / p99 layer time (us), on the held-out requests. "
+          "`search` is tuned for each column's routing policy (its own run per column).\n")
+    print("| algorithm | " + " | ".join(routes) + " |")
+    print("|---|" + "---|" * len(routes))
+    best = None
+    for a in algos + ["search"]:
+        if a in skipped:
+            continue
+        cells = []
+        for rt in routes:
+            key = (f"search-{rt}" if a == "search" else a, rt)
+            r = rows.get(key)
+            if not r:
+                cells.append("n/a")
+                continue
+            im, ip, lp = float(r["imbalance_mean"]), float(r["imbalance_p99"]), float(r["layer_us_p99"])
+            cells.append(f"{im:.3f} / {ip:.3f} / {lp:.0f}")
+            if best is None or im < best[0]:
+                best = (im, a, rt)
+        print(f"| {'**search**' if a == 'search' else a} | " + " | ".join(cells) + " |")
+    base = float(rows[("eplb", "round-robin")]["imbalance_mean"])
+    el = float(rows[("eplb", "least-loaded")]["imbalance_mean"])
+    tr = list(csv.DictReader(open(os.path.join(d, "train-eplb.csv"))))[0]
+    meta = {}
+    for rt in routes:
+        m = json.load(open(os.path.join(d, f"search-{rt}.json")))["metadata"]
+        p = m["params"] if isinstance(m["params"], dict) else json.loads(m["params"])
+        meta[rt] = (m["objective"], p["init_objective"], p["iterations"], p["stopped_by_time"], secs.get(rt, "?"))
+    notes = "; ".join(f"{rt}: {o:.3f} (eplb {i:.3f}), {it} moves, {s} s{' (time limit)' if cut else ''}"
+                      for rt, (o, i, it, cut, s) in meta.items())
+    print(f"\nsearch on the training requests (mean imbalance, simulated): {notes}.")
+    if skipped:
+        print("Not run: " + "; ".join(f"`{a}`: {m.replace('moesim place: error: ', '')}" for a, m in skipped.items()) + ".")
+    summary.append((c, base, el, best, float(tr["imbalance_mean"])))
+print("\n### Summary: mean imbalance excess (imbalance - 1) on held-out requests\n")
+print("| config | eplb + round-robin | eplb + least-loaded | best (algorithm + route) | best / eplb+rr | aim (<= 0.5) |")
+print("|---|---|---|---|---|---|")
+for c, base, el, (im, a, rt), tr in summary:
+    ratio = (im - 1) / (base - 1)
+    print(f"| {c} | {base - 1:.3f} | {el - 1:.3f} | {im - 1:.3f} ({a} + {rt}) | {ratio:.2f} | "
+          f"{'met' if ratio <= 0.5 else 'not met'} |")
+PY
+echo "results in $out" >&2

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# moesim place --algo search end to end: never worse than its start on the
+# training objective (checked with moesim simulate), metadata, determinism
+# over thread counts, held-out evaluation, bad options, a real trace.
+set -euo pipefail
+bin=${MOESIM_BIN:?}; tmp=$(mktemp -d "${MOESIM_TMP:-/tmp}/cli-search.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+py=/usr/bin/python3
+fail() { echo "FAIL: $*" >&2; exit 1; }
+expect_exit() { # code, then command
+  local want=$1; shift
+  set +e; "$@" >"$tmp/out" 2>"$tmp/err"; local got=$?; set -e
+  [[ $got == "$want" ]] || { cat "$tmp/err"; fail "exit $got, wanted $want: $*"; }
+}
+
+"$bin" place --help > "$tmp/help"
+grep -qE "^  search " "$tmp/help" || fail "--help does not explain search"
+for o in --init --objective --iterations --chains --traffic-weight --min-windows --cost-model --route; do
+  grep -q -- "$o" "$tmp/help" || fail "--help does not mention $o"
+done
+
+"$bin" gen --layers 3 --experts 16 --top-k 2 --requests 60 --tokens 3000 --decode 0 --seed 4 \
+  -o "$tmp/tr" --quiet > /dev/null
+grid=(--rows 2 --cols 2 --slots 5)
+sim=(--cost-model roofline --model deepseek-v2-lite --batch prefill --batch-tokens 200 --route least-loaded)
+"$bin" place "$tmp/tr@train" --algo eplb "${grid[@]}" --no-lp-bound -o "$tmp/eplb.json" --quiet > /dev/null
+"$bin" place "$tmp/tr@train" --algo search --init eplb "${grid[@]}" "${sim[@]}" --iterations 3000 --seed 3 \
+  --threads 1 -o "$tmp/s1.json" --quiet > "$tmp/table"
+grep -q "search" "$tmp/table" || fail "summary names the algorithm"
+"$bin" place "$tmp/tr@train" --algo search --init eplb "${grid[@]}" "${sim[@]}" --iterations 3000 --seed 3 \
+  --threads 2 -o "$tmp/s2.json" --quiet > /dev/null
+for f in eplb s1; do
+  "$bin" simulate "$tmp/tr@train" --placement "$tmp/$f.json" "${sim[@]}" --format json --quiet > "$tmp/$f.sim.json"
+done
+"$bin" compare "$tmp/tr@eval" --placement "$tmp/eplb.json" --placement "$tmp/s1.json" \
+  --route round-robin,least-loaded --cost-model roofline --model deepseek-v2-lite --batch prefill --batch-tokens 200 --quiet > "$tmp/cmp"
+grep -q "s1.json" "$tmp/cmp" || fail "compare on held-out requests"
+"$py" - "$tmp" <<'PY'
+import json, sys
+t = sys.argv[1]
+s1, s2 = json.load(open(t + "/s1.json")), json.load(open(t + "/s2.json"))
+e = json.load(open(t + "/eplb.json"))
+m = s1["metadata"]
+assert m["algorithm"] == "search", m
+p = m["params"] if isinstance(m["params"], dict) else json.loads(m["params"])
+assert p["init"] == "eplb" and p["objective"] == "imbalance" and p["route"] == "least-loaded", p
+assert p["stopped_by_time"] is False and p["iterations"] > 0, p
+# the reported objective is the simulated training imbalance, never above eplb's
+ie = json.load(open(t + "/eplb.sim.json"))["summary"]["imbalance"]["mean"]
+i1 = json.load(open(t + "/s1.sim.json"))["summary"]["imbalance"]["mean"]
+assert abs(m["objective"] - i1) < 1e-9 * (1 + i1), (m["objective"], i1)
+assert i1 <= ie + 1e-12, (i1, ie)
+assert abs(p["init_objective"] - ie) < 1e-6, (p["init_objective"], ie)
+assert 1.0 <= m["lower_bound"] <= m["objective"] + 1e-12, m
+# same seed, 1 or 2 threads: the same placement
+assert s1["phy2log"] == s2["phy2log"] and s1["metadata"]["objective"] == s2["metadata"]["objective"]
+# the slot budget is eplb's
+for l in range(3):
+    assert sum(x >= 0 for x in s1["phy2log"][l]) == sum(x >= 0 for x in e["phy2log"][l])
+    assert all(c >= 1 for c in s1["logcnt"][l])
+PY
+
+# the mesh model's layer time, one layer only, starting from another algorithm
+"$bin" place "$tmp/tr@train" --algo search --init replicate "${grid[@]}" --cost-model mesh --batch per-request \
+  --route balanced-replicas --objective p99 --layer 1 --iterations 2000 -o "$tmp/m.json" --quiet > /dev/null
+"$bin" place "$tmp/tr@train" --algo replicate "${grid[@]}" --no-lp-bound -o "$tmp/rep.json" --quiet > /dev/null
+for f in rep m; do
+  "$bin" simulate "$tmp/tr@train" --placement "$tmp/$f.json" --cost-model mesh --batch per-request \
+    --route balanced-replicas --layer 1 --format json --quiet > "$tmp/$f.sim.json"
+done
+"$py" - "$tmp" <<'PY'
+import json, sys
+t = sys.argv[1]
+m, r = json.load(open(t + "/m.json")), json.load(open(t + "/rep.json"))
+assert m["phy2log"][0] == r["phy2log"][0] and m["phy2log"][2] == r["phy2log"][2], "only --layer 1 may change"
+a = json.load(open(t + "/rep.sim.json"))["summary"]["layer_us"]["p99"]
+b = json.load(open(t + "/m.sim.json"))["summary"]["layer_us"]["p99"]
+assert b <= a + 1e-9 and abs(m["metadata"]["objective"] - b) < 1e-6 * (1 + b), (a, b, m["metadata"]["objective"])
+PY
+
+# bad options
+expect_exit 2 "$bin" place "$tmp/tr" --algo search "${grid[@]}" --objective fast
+expect_exit 2 "$bin" place "$tmp/tr" --algo eplb "${grid[@]}" --route least-loaded
+grep -q "search" "$tmp/err" || fail "message for search options without --algo search"
+printf '1,2,3,4\n' > "$tmp/w.csv"
+expect_exit 2 "$bin" place --loads "$tmp/w.csv" --algo search --rows 1 --cols 2 --slots 2
+expect_exit 2 "$bin" place "$tmp/tr" --algo search "${grid[@]}" --init search
+expect_exit 2 "$bin" place "$tmp/tr" --algo search "${grid[@]}" --cost-model mesh --route split
+expect_exit 2 "$bin" place "$tmp/tr" --algo search "${grid[@]}" --layer 9
+expect_exit 2 "$bin" place "$tmp/tr" --algo search "${grid[@]}" --chains 0
+expect_exit 2 "$bin" place "$tmp/tr" --algo search --rows 1 --cols 1 --slots 2
+
+# a real trace, one layer (skipped when absent)
+data=${MOESIM_DATA:-}/deepseek-v2-lite-puffin
+if [[ -d $data ]]; then
+  "$bin" place "$data@train" --algo search --rows 2 --cols 8 --slots 6 --cost-model roofline --batch prefill \
+    --batch-tokens 4096 --route round-robin --layer 7 --iterations 4000 --format json -o "$tmp/real.json" \
+    --quiet > "$tmp/real.out"
+  "$py" - "$tmp" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1] + "/real.json"))["metadata"]
+p = m["params"] if isinstance(m["params"], dict) else json.loads(m["params"])
+assert m["objective"] <= p["init_objective"] + 1e-9, m
+PY
+fi
+echo ok
