@@ -26,9 +26,11 @@ div=1; [[ ${QUICK:-0} == 1 ]] && div=10
 algos=(contiguous round-robin pair replicate eplb tail coact balance balance-coact hot-tier greedy-cost one-per-gpu)
 routes=(round-robin least-loaded row-local split balanced-replicas)
 
-# run_config NAME TRACE ITERATIONS LIMIT CLUSTER-OPTIONS... -- TRACE-OPTIONS... -- SIMULATION-OPTIONS...
+# run_config NAME TRACE ITERATIONS ITERATIONS-FAST LIMIT CLUSTER-OPTIONS... -- TRACE-OPTIONS... -- SIMULATION-OPTIONS...
+# (search moves per layer for least-loaded and row-local, whose surrogate costs a pass over the
+# windows per move, and for the other routes, whose surrogate is incremental; LIMIT only caps)
 run_config() {
-  local name=$1 trace=$2 iters=$(( $3 / div )) limit=$4; shift 4
+  local name=$1 trace=$2 iters_ll=$(( $3 / div )) iters_fast=$(( $4 / div )) limit=$5; shift 5
   local cl=() topt=() sim=() place=()
   while [[ $1 != -- ]]; do cl+=("$1"); shift; done; shift
   while [[ $1 != -- ]]; do topt+=("$1"); shift; done; shift
@@ -47,7 +49,8 @@ run_config() {
   done
   for r in "${routes[@]}"; do
     echo "[$name] search for --route $r" >&2
-    local t0=$SECONDS
+    local t0=$SECONDS iters=$iters_fast
+    [[ $r == least-loaded || $r == row-local ]] && iters=$iters_ll
     "$bin" place "$trace@train" --algo search --init eplb --objective imbalance --route "$r" "${place[@]}" \
       "${sim[@]}" --iterations "$iters" --time-limit "$limit" --seed 1 --no-lp-bound --quiet \
       -o "$dir/search-$r.json" > /dev/null
@@ -66,12 +69,12 @@ v2=$data/deepseek-v2-lite-puffin
 mav=$data/llama4-maverick-mmlu
 configs=()
 if [[ -d $v2 ]]; then
-  run_config v2lite "$v2" 15000 60 --rows 2 --cols 8 --slots 6 -- -- \
+  run_config v2lite "$v2" 15000 15000 60 --rows 2 --cols 8 --slots 6 -- -- \
     --cost-model roofline --batch prefill --batch-tokens 4096
   configs+=(v2lite)
 fi
 if [[ -d $mav ]]; then
-  run_config maverick "$mav" 40000 90 --rows 2 --cols 8 --slots 10 -- --experts 128 -- \
+  run_config maverick "$mav" 12000 48000 90 --rows 2 --cols 8 --slots 10 -- --experts 128 -- \
     --cost-model roofline --batch decode --decode-batch 64
   configs+=(maverick)
 fi
@@ -80,7 +83,7 @@ if [[ ! -d $out/v3-trace ]]; then
   "$bin" gen --model deepseek-v3 --requests 300 --tokens 96000 --decode 0 --seed 1 -o "$out/v3-trace" \
     --quiet > /dev/null
 fi
-run_config v3 "$out/v3-trace" 24000 90 --rows 16 --cols 8 --slots 3 --shared-expert -- -- \
+run_config v3 "$out/v3-trace" 24000 24000 90 --rows 16 --cols 8 --slots 3 --shared-expert -- -- \
   --cost-model roofline --batch prefill --batch-tokens 8192
 configs+=(v3)
 

@@ -7,18 +7,28 @@
  *  - slot swap: exchange the experts of two slots on different devices;
  *  - replica move: take a replica from an expert that has two or more and
  *    give its slot to another expert (the number of filled slots is kept);
- * scored by a fast surrogate computed on the training batches: per batch the
- * maximum device load under the chosen routing (split, round-robin and
- * balanced-replicas exactly as the simulator routes them; the others as
- * split), weighted per batch, averaged (or the mean of the worst batches for
- * the p95/p99 objectives), plus, with a weight, the share of assignments that
- * cross rows. A move touches two experts, so it is scored by updating the
- * devices that hold them in every batch (a max-tree per batch), never by a
- * full recompute. Then the best placement of each annealing chain, and the
- * initial one, are evaluated with ms_sim_run on the training batches; per
- * layer the best is kept, and the result is never worse than the initial
- * placement on the training objective (the initial placement is returned
- * when nothing beats it).
+ * scored by a fast surrogate computed on the training batches (the batches
+ * the simulator forms, plus the same requests in other orders until there
+ * are min_windows of them): per batch the maximum device load under the
+ * chosen routing, weighted (by 1 / mean load for the imbalance objectives),
+ * averaged (or the mean of the worst batches for the p95/p99 objectives),
+ * plus, with a weight, the share of assignments that cross rows. Split,
+ * round-robin and balanced-replicas spread an expert's assignments over its
+ * replicas exactly as the simulator does (random as split); a move touches
+ * two experts, so it updates only the devices that hold them, in a max-tree
+ * per batch, never recomputing. Least-loaded and row-local routing are
+ * modelled by routing each small batch token by token (exactly the
+ * simulator's least-loaded) and by water-filling large ones; that costs a
+ * pass over the batches per move, so with large batches the even chains
+ * anneal on the split surrogate only and the odd ones spend half their time
+ * on it, then refine on the least-loaded one (when every batch is small, all
+ * chains anneal on the least-loaded one). The device load counts assignments (imbalance
+ * objectives), mesh compute chunks or roofline expert time (time
+ * objectives). Then the best placement of each chain, and the initial one,
+ * are simulated with ms_sim_run on the training batches; per layer the best
+ * is kept, the combination is simulated too, and the result is never worse
+ * than the initial placement on the training objective (the initial
+ * placement is returned when nothing beats it).
  *
  * Determinism: every layer and chain draws from its own seed, and layers are
  * searched independently, so the same inputs and seed give the same
@@ -74,7 +84,9 @@ typedef struct ms_search_opts {
     /* Search effort. */
     double time_limit_s;          /* wall-clock cap for the whole call (default 10) */
     uint64_t iterations;          /* moves tried per layer over all chains (0 = auto: 400 x slots
-                                     per layer, at least 20000); the time limit may stop earlier */
+                                     per layer, at least 20000; chains that refine on the
+                                     least-loaded surrogate add 1/8 of theirs there); the time
+                                     limit may stop earlier */
     uint32_t chains;              /* independent annealing chains per layer (default 2) */
     double traffic_weight;        /* surrogate: weight of the share of assignments crossing rows
                                      (hops for the mesh model), relative to the initial placement's

@@ -1,6 +1,6 @@
 /* search.c - `search`: simulated annealing of placements on a surrogate of
  * the simulation, then full simulations of the best candidates. See
- * moesim/opt.h and docs/MODEL.md. */
+ * moesim/opt.h; the surrogate is opt/surrogate.c. */
 #include "moesim/opt.h"
 
 #include <jansson.h>
@@ -638,7 +638,7 @@ ms_status ms_search_run(const ms_trace *train, const ms_place_input *in, const m
                             (long long)so.layer, train->n_layers);
     ms_hw_preset hw;
     ms_model_preset model;
-    ms_status st;
+    ms_status st = MS_OK;
     if (!so.model) {
         const char *mn = o->model_name ? o->model_name : ms_model_preset_guess(train->n_experts, train->top_k);
         if (mn) {
