@@ -21,25 +21,10 @@
 #include "moesim/sim.h"
 #include "moesim/trace.h"
 
+#include "fuzz_memfile.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* The input file: a memfd created once (the harness's only state). */
-static const char *input_path(const uint8_t *data, size_t size) {
-    static int fd = -1;
-    static char path[64];
-    if (fd < 0) {
-        fd = memfd_create("fuzz-jsonl", 0);
-        if (fd < 0) abort();
-        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-    }
-    if (ftruncate(fd, 0) != 0) abort();
-    for (size_t off = 0; off < size;) {
-        ssize_t w = pwrite(fd, data + off, size - off, (off_t)off);
-        if (w <= 0) abort();
-        off += (size_t)w;
-    }
-    return path;
-}
 
 static void verify(const ms_jsonl_trace *j, uint32_t n_experts) {
     const ms_trace *t = j->trace;
@@ -57,7 +42,7 @@ static void verify(const ms_jsonl_trace *j, uint32_t n_experts) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    const char *path = input_path(data, size);
+    const char *path = fuzz_input_path("fuzz-jsonl", data, size);
     static const uint32_t experts[2] = {0, 16};
     for (int i = 0; i < 2; i++) {
         ms_jsonl_trace j;

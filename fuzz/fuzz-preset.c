@@ -21,31 +21,16 @@
 
 #include "moesim/sim.h"
 
+#include "fuzz_memfile.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* The input file: a memfd created once (the harness's only state). */
-static const char *input_path(const uint8_t *data, size_t size) {
-    static int fd = -1;
-    static char path[64];
-    if (fd < 0) {
-        fd = memfd_create("fuzz-preset", 0);
-        if (fd < 0) abort();
-        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-    }
-    if (ftruncate(fd, 0) != 0) abort();
-    for (size_t off = 0; off < size;) {
-        ssize_t w = pwrite(fd, data + off, size - off, (off_t)off);
-        if (w <= 0) abort();
-        off += (size_t)w;
-    }
-    return path;
-}
 
 static int positive(double x) { return isfinite(x) && x > 0; }
 static int fraction(double x) { return x > 0 && x <= 1; }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    const char *path = input_path(data, size);
+    const char *path = fuzz_input_path("fuzz-preset", data, size);
     ms_error err;
     ms_hw_preset hw;
     if (ms_hw_preset_load(path, &hw, &err) == MS_OK) {
