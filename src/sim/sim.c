@@ -532,6 +532,33 @@ static ALWAYS_INLINE uint32_t origin_row(const simctx *c, ws *w, ms_origin mode,
 
 /* Routes the tokens at plan positions [a, b) of `layer` (the batch starts at
  * position bstart) and accumulates the cost model's per-token terms. */
+/* Prices one token on a small mesh (at most 8 rows) from its packed summary:
+ * byte o of hv is the sum of hops from origin row o to its nd destinations,
+ * rm the set of destination rows (maxtab gives the longest hop), dm the set of
+ * destination devices, ecol its E_col. Raises the dispatch/combine maxima of
+ * every origin row (allrows) or, in slot 0, of origin row orow, and counts its
+ * messages inside and between rows. The generic loop and the mesh fast path
+ * both price tokens through here, so they agree by construction. */
+static inline void mesh_small_token(const simctx *c, double *restrict maxd, double *restrict maxc, bool allrows,
+                                    uint32_t orow, uint64_t hv, uint32_t rm, uint64_t dm, uint32_t nd,
+                                    uint32_t ecol, double *intra, double *inter) {
+    const double A = c->A, B = c->B, C = c->C, Dc = c->Dc;
+    const uint32_t U = popcount64(dm);
+    const double bd = A + B * ecol, bc = A + B * U;
+    const uint32_t first = allrows ? 0 : orow, last = allrows ? c->rows : orow + 1;
+    for (uint32_t o = first; o < last; o++) {
+        const uint32_t sum = (uint32_t)(hv >> (8 * o)) & 255u, mx = c->maxtab[rm * 8 + o];
+        const double avg = (double)sum / nd, hm = Dc * mx;
+        const double td = bd + C * avg + hm, tcb = bc + C * avg + hm;
+        const uint32_t slot = allrows ? o : 0;
+        maxd[slot] = td > maxd[slot] ? td : maxd[slot];
+        maxc[slot] = tcb > maxc[slot] ? tcb : maxc[slot];
+    }
+    const double in = allrows ? (double)U / c->rows : (double)popcount64(dm & c->rowdevs[orow]);
+    *intra += in;
+    *inter += U - in;
+}
+
 static ALWAYS_INLINE void route_span_t(const simctx *c, const ltab *T, ws *w, uint32_t layer, uint64_t a, uint64_t b,
                                        uint64_t bstart, uint32_t cap, uint32_t fixed_row, const ms_route route,
                                        const int mesh, const int small) {
@@ -560,7 +587,6 @@ static ALWAYS_INLINE void route_span_t(const simctx *c, const ltab *T, ws *w, ui
     const bool allrows = c->avg_rows && !c->per_row_routing;
     const double A = c->A, B = c->B, C = c->C, Dc = c->Dc;
     const minfo *restrict mi = T->mi;
-    const uint8_t *restrict maxtab = c->maxtab;
     double intra = 0, inter = 0;
     uint64_t assigned = 0;
     uint32_t rr_row = (uint32_t)((a - bstart) % R);
@@ -610,30 +636,7 @@ static ALWAYS_INLINE void route_span_t(const simctx *c, const ltab *T, ws *w, ui
         if (mesh && small) {
             if (nd == 0) continue;
             if (__builtin_expect(dup, 0)) ecol = mesh_ecol_dups(T, w, nd);
-            const uint32_t U = popcount64(dm);
-            const double bd = A + B * ecol, bc = A + B * U;
-            if (allrows) {
-                for (uint32_t o = 0; o < R; o++) {
-                    const uint32_t sum = (uint32_t)(hv >> (8 * o)) & 255u, mx = maxtab[rm * 8 + o];
-                    const double avg = (double)sum / nd, hm = Dc * mx;
-                    const double td = bd + C * avg + hm, tcb = bc + C * avg + hm;
-                    maxd[o] = td > maxd[o] ? td : maxd[o];
-                    maxc[o] = tcb > maxc[o] ? tcb : maxc[o];
-                }
-                const double inr = (double)U / R;
-                intra += inr;
-                inter += U - inr;
-            } else {
-                const uint32_t o = tc.orow;
-                const uint32_t sum = (uint32_t)(hv >> (8 * o)) & 255u, mx = maxtab[rm * 8 + o];
-                const uint32_t in = popcount64(dm & c->rowdevs[o]);
-                const double avg = (double)sum / nd, hm = Dc * mx;
-                const double td = bd + C * avg + hm, tcb = bc + C * avg + hm;
-                maxd[0] = td > maxd[0] ? td : maxd[0];
-                maxc[0] = tcb > maxc[0] ? tcb : maxc[0];
-                intra += in;
-                inter += U - in;
-            }
+            mesh_small_token(c, maxd, maxc, allrows, tc.orow, hv, rm, dm, nd, ecol, &intra, &inter);
         } else if (mesh) {
             if (nd == 0) continue;
             /* E_col: distinct instances per column (max); U: distinct
@@ -727,7 +730,6 @@ static void __attribute__((noinline)) small_balanced_accept(const simctx *c, con
     const uint16_t *restrict base = t->experts + (size_t)layer * t->n_tokens * k;
     const ex_t *restrict ex = T->ex;
     const minfo *restrict mi = T->mi;
-    const uint8_t *restrict maxtab = c->maxtab;
     uint32_t *restrict cnt = w->cnt;
     uint32_t *restrict ovf = w->ovf;
     uint32_t *restrict dest = w->dest;
@@ -735,7 +737,6 @@ static void __attribute__((noinline)) small_balanced_accept(const simctx *c, con
     double *restrict maxc = w->maxc;
     const ms_origin omode = c->o->origin;
     const bool allrows = c->avg_rows;
-    const double A = c->A, B = c->B, C = c->C, Dc = c->Dc;
     double intra = 0, inter = 0;
     uint64_t assigned = 0;
     uint32_t rr_row = (uint32_t)((a - bstart) % R);
@@ -785,29 +786,7 @@ static void __attribute__((noinline)) small_balanced_accept(const simctx *c, con
         while ((cv + (128u - (ecol + 1)) * 0x0101010101010101ULL) & 0x8080808080808080ULL) ecol++;
         assigned += nd;
         if (__builtin_expect(dup, 0)) ecol = mesh_ecol_dups(T, w, nd);
-        const uint32_t U = popcount64(dm);
-        const double bd = A + B * ecol, bc = A + B * U;
-        if (allrows) {
-            for (uint32_t o = 0; o < R; o++) {
-                const uint32_t sum = (uint32_t)(hv >> (8 * o)) & 255u, mx = maxtab[rm * 8 + o];
-                const double avg = (double)sum / nd, hm = Dc * mx;
-                const double td = bd + C * avg + hm, tcb = bc + C * avg + hm;
-                maxd[o] = td > maxd[o] ? td : maxd[o];
-                maxc[o] = tcb > maxc[o] ? tcb : maxc[o];
-            }
-            const double inr = (double)U / R;
-            intra += inr;
-            inter += U - inr;
-        } else {
-            const uint32_t sum = (uint32_t)(hv >> (8 * orow)) & 255u, mx = maxtab[rm * 8 + orow];
-            const uint32_t in = popcount64(dm & c->rowdevs[orow]);
-            const double avg = (double)sum / nd, hm = Dc * mx;
-            const double td = bd + C * avg + hm, tcb = bc + C * avg + hm;
-            maxd[0] = td > maxd[0] ? td : maxd[0];
-            maxc[0] = tcb > maxc[0] ? tcb : maxc[0];
-            intra += in;
-            inter += U - in;
-        }
+        mesh_small_token(c, maxd, maxc, allrows, orow, hv, rm, dm, nd, ecol, &intra, &inter);
     }
     w->assigned += assigned;
     w->mesh_intra += intra;
