@@ -489,6 +489,72 @@ static void test_dp_least_loaded(void **state) {
     ms_trace_free(t);
 }
 
+/* A batch gives the same record whatever range of the plan it is simulated
+ * in (random routing draws per plan batch number); ranges out of the plan or
+ * empty are refused. */
+static void test_batch_range(void **state) {
+    (void)state;
+    ms_rng rng;
+    ms_rng_seed(&rng, 5);
+    uint32_t nt[6] = {7, 30, 3, 18, 11, 25}, n = 0;
+    for (int r = 0; r < 6; r++) n += nt[r];
+    uint16_t *ids = malloc(sizeof(uint16_t) * 2 * n * 2);
+    for (uint32_t i = 0; i < 2 * n; i++) {
+        ids[2 * i] = (uint16_t)ms_rng_below(&rng, 3);
+        ids[2 * i + 1] = (uint16_t)(3 + ms_rng_below(&rng, 3));
+    }
+    ms_trace *t = mk_trace(2, 6, 2, 6, nt, ids);
+    const int32_t ph[8] = {0, 1, 2, 3, 4, 5, 0, 3};
+    ms_placement *p = mk_place(2, 2, 2, 6, false, ph);
+    ms_batch_opts b;
+    ms_batch_opts_default(&b);
+    ms_batch_plan *plan = NULL;
+    ms_error err = {0};
+    assert_int_equal(ms_batch_plan_build(t, &b, 4, &plan, &err), MS_OK);
+    assert_int_equal(plan->n_batches, 6);
+    ms_hw_preset hw;
+    ms_model_preset mp;
+    assert_int_equal(ms_hw_preset_load("h100-sxm", &hw, &err), MS_OK);
+    assert_int_equal(ms_model_preset_load("deepseek-v3", &mp, &err), MS_OK);
+    for (int model = 0; model < 2; model++) {
+        ms_sim_opts o;
+        opts_mesh(&o, MS_ROUTE_RANDOM);
+        o.seed = 9;
+        if (model) {
+            o.cost_model = MS_COST_ROOFLINE;
+            o.hw = &hw;
+            o.model = &mp;
+        }
+        ms_sim_result *full = NULL, *a = NULL, *c = NULL;
+        assert_int_equal(ms_sim_run(t, plan, p, &o, NULL, &full, &err), MS_OK);
+        o.batch_end = 2;
+        assert_int_equal(ms_sim_run(t, plan, p, &o, NULL, &a, &err), MS_OK);
+        o.batch_begin = 2;
+        o.batch_end = 0;
+        assert_int_equal(ms_sim_run(t, plan, p, &o, NULL, &c, &err), MS_OK);
+        assert_int_equal(a->n_records + c->n_records, full->n_records);
+        assert_int_equal(a->summary.batches, 2);
+        assert_int_equal(c->summary.tokens, plan->off[6] - plan->off[2]);
+        assert_memory_equal(a->records, full->records, a->n_records * sizeof *a->records);
+        assert_memory_equal(c->records, full->records + a->n_records, c->n_records * sizeof *c->records);
+        assert_int_equal(c->records[0].batch, 2);
+        ms_sim_result_free(full);
+        ms_sim_result_free(a);
+        ms_sim_result_free(c);
+        ms_sim_result *r = NULL;
+        o.batch_begin = 6;
+        assert_int_equal(ms_sim_run(t, plan, p, &o, NULL, &r, &err), MS_E_INPUT);
+        o.batch_begin = 0;
+        o.batch_end = 7;
+        assert_int_equal(ms_sim_run(t, plan, p, &o, NULL, &r, &err), MS_E_INPUT);
+        assert_non_null(strstr(err.msg, "batch range"));
+    }
+    ms_batch_plan_free(plan);
+    ms_placement_free(p);
+    ms_trace_free(t);
+    free(ids);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_least_loaded),
@@ -499,6 +565,7 @@ int main(void) {
         cmocka_unit_test(test_conservation),
         cmocka_unit_test(test_batches),
         cmocka_unit_test(test_dp_least_loaded),
+        cmocka_unit_test(test_batch_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

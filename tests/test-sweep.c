@@ -31,7 +31,13 @@ static const bool numeric[] = {true, true, false};
 static ms_status fake_eval(void *ctx, uint64_t index, char **cells, ms_error *err) {
     fake *f = ctx;
     int n = atomic_fetch_add(&f->total, 1) + 1;
-    if (f->kill_at && n == f->kill_at) raise(SIGKILL);
+    if (f->kill_at && n >= f->kill_at) {
+        /* SIGKILL reaches the other worker threads a moment later: they must
+         * not finish a point in that moment, or the journal holds more than
+         * the points finished before the kill */
+        if (n == f->kill_at) raise(SIGKILL);
+        for (;;) pause();
+    }
     if ((int)index == f->fail_index) return ms_error_set(err, MS_E_IO, "point %d cannot be read", (int)index);
     atomic_fetch_add(&f->calls[index], 1);
     snprintf(cells[0], MS_SWEEP_CELL, "%" PRIu64, index);

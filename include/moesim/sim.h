@@ -263,6 +263,10 @@ typedef struct ms_sim_opts {
     const ms_hw_preset *hw;     /* roofline: required */
     const ms_model_preset *model;/* roofline: required; mesh: message bytes (NULL = no bytes) */
     const uint16_t *origin_rows;/* MS_ORIGIN_TRACE: [n_layers][n_tokens] rows, else NULL */
+    uint64_t batch_begin;       /* simulate the plan's batches [batch_begin, batch_end) only */
+    uint64_t batch_end;         /* 0 (default) = to the last batch; records keep the plan's
+                                   batch numbers, and a batch gives the same record whatever
+                                   range it is simulated in */
     bool keep_records;          /* keep every (batch, layer) record in the result (true) */
     bool mesh_generic;          /* tests: skip the small-mesh fast paths (same numbers) */
     bool roof_generic;          /* tests: skip the roofline least-loaded fast path (same numbers) */
@@ -341,7 +345,8 @@ typedef struct ms_sim_result {
  * every trace layer) or as many as the trace; its routed experts cover the
  * trace's ids; a shared expert in the placement is chosen by every token as
  * one more assignment. Mesh needs a route other than split. Fails MS_E_INPUT
- * on those mismatches, a layer out of range, a plan made for another device
+ * on those mismatches, a layer out of range, a batch range that is empty or
+ * outside the plan, a plan made for another device
  * count, missing presets for roofline, origin TRACE without origin_rows;
  * MS_E_NOMEM. Same inputs -> same result, whatever the thread count. */
 ms_status ms_sim_run(const ms_trace *t, const ms_batch_plan *plan, const ms_placement *p,

@@ -1450,13 +1450,20 @@ ms_status ms_sim_run(const ms_trace *t, const ms_batch_plan *plan, const ms_plac
 
     uint32_t nl = o->layer >= 0 ? 1 : t->n_layers;
     uint32_t l0 = o->layer >= 0 ? (uint32_t)o->layer : 0;
-    uint64_t nb = plan->n_batches, nrec = (uint64_t)nl * nb;
+    /* the batches simulated: [bb, bb + nb) of the plan */
+    uint64_t bb = o->batch_begin, be = o->batch_end ? o->batch_end : plan->n_batches;
+    if (be > plan->n_batches || bb >= be) {
+        st = ms_error_set(err, MS_E_INPUT, "batch range [%llu, %llu) outside the plan's %llu batches",
+                          (unsigned long long)bb, (unsigned long long)be, (unsigned long long)plan->n_batches);
+        goto done;
+    }
+    uint64_t nb = be - bb, nrec = (uint64_t)nl * nb;
     /* chunks of consecutive batches with >= CHUNK_TOKENS tokens (fixed, so
      * results do not depend on the thread count) */
     uint64_t nchunks = 0;
-    for (uint64_t b = 0, acc = 0; b < nb; b++) {
+    for (uint64_t b = bb, acc = 0; b < be; b++) {
         acc += plan->off[b + 1] - plan->off[b];
-        if (acc >= CHUNK_TOKENS || b + 1 == nb) {
+        if (acc >= CHUNK_TOKENS || b + 1 == be) {
             nchunks++;
             acc = 0;
         }
@@ -1483,10 +1490,10 @@ ms_status ms_sim_run(const ms_trace *t, const ms_batch_plan *plan, const ms_plac
     {
         uint64_t it = 0;
         for (uint32_t li = 0; li < nl; li++) {
-            uint64_t start = 0;
-            for (uint64_t b = 0, acc = 0; b < nb; b++) {
+            uint64_t start = bb;
+            for (uint64_t b = bb, acc = 0; b < be; b++) {
                 acc += plan->off[b + 1] - plan->off[b];
-                if (acc >= CHUNK_TOKENS || b + 1 == nb) {
+                if (acc >= CHUNK_TOKENS || b + 1 == be) {
                     items[it].li = li;
                     items[it].b0 = start;
                     items[it].b1 = b + 1;
@@ -1529,7 +1536,7 @@ ms_status ms_sim_run(const ms_trace *t, const ms_batch_plan *plan, const ms_plac
         for (uint64_t b = I->b0; b < I->b1; b++) {
             ms_sim_record rec;
             eval_batch(&c, T, w, b, layer, &rec);
-            uint64_t ri = b * nl + I->li;
+            uint64_t ri = (b - bb) * nl + I->li;
             lat[ri] = rec.layer_us;
             imb[ri] = rec.imbalance;
             if (res->records) res->records[ri] = rec;
@@ -1551,7 +1558,7 @@ ms_status ms_sim_run(const ms_trace *t, const ms_batch_plan *plan, const ms_plac
     s->batches = nb;
     s->layers = nl;
     s->records = nrec;
-    s->tokens = plan->n_tokens;
+    s->tokens = plan->off[be] - plan->off[bb];
     double busy = 0;
     for (uint64_t it = 0; it < nitems; it++) {
         const item_sum *S = &sums[it];
