@@ -45,6 +45,8 @@ static ms_deploy_hw tiny_hw(void) {
     snprintf(c->name, sizeof c->name, "tiny");
     c->pj_per_flop[MS_PREC_BF16] = 1e12; /* 1 J per FLOP: easy sums */
     c->hbm_pj_per_bit = 0;
+    c->freq_exponent = 2;
+    c->min_clock = 0.25;
     c->idle_w = 100;
     c->tdp_w = 1e9;
     c->pue = 1;

@@ -26,6 +26,8 @@ static ms_energy_coeffs coeffs(void) {
     c.switch_pj_per_bit = 20;
     c.optics_pj_per_bit = 5;
     c.switch_hops = 2;
+    c.freq_exponent = 2;
+    c.min_clock = 0.25;
     c.idle_w = 100;
     c.tdp_w = 700;
     c.node_overhead_w = 0;

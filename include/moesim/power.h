@@ -60,6 +60,8 @@ typedef struct ms_energy_coeffs {
     double switch_pj_per_bit;         /* one network switch crossing */
     double optics_pj_per_bit;         /* one cable with its transceivers */
     double switch_hops;               /* switches between two nodes (3: leaf-spine-leaf) */
+    double freq_exponent;             /* alpha: FLOP (core) dynamic power scales as clock^alpha */
+    double min_clock;                 /* lowest clock fraction a power cap may impose (0, 1] */
     double idle_w;                    /* static power of a powered, idle GPU */
     double tdp_w;                     /* board power limit */
     double node_overhead_w;           /* per GPU: host CPUs, fans, NVSwitches, NICs at full load */
@@ -80,13 +82,15 @@ ms_status ms_energy_load(const char *name_or_path, ms_energy_coeffs *out, ms_err
 
 /* Sets one coefficient by its preset key (pj_per_flop_fp32, pj_per_flop_bf16,
  * pj_per_flop_fp8, hbm_pj_per_bit, nvlink_pj_per_bit, nic_pj_per_bit,
- * switch_pj_per_bit, optics_pj_per_bit, switch_hops, idle_w, tdp_w,
- * node_overhead_w, pue). Fails MS_E_INPUT for an unknown key (listing the
- * keys) or a value out of range (negative, NaN, pue < 1). */
+ * switch_pj_per_bit, optics_pj_per_bit, switch_hops, freq_exponent,
+ * min_clock, idle_w, tdp_w, node_overhead_w, pue). Fails MS_E_INPUT for an
+ * unknown key (listing the keys) or a value out of range (negative, NaN,
+ * pue < 1, freq_exponent < 1, min_clock outside (0, 1]). */
 ms_status ms_energy_set(ms_energy_coeffs *c, const char *key, double value, ms_error *err);
 /* "KEY=VALUE" form of ms_energy_set (the CLI's --coef). MS_E_INPUT. */
 ms_status ms_energy_set_str(ms_energy_coeffs *c, const char *assignment, ms_error *err);
-/* Checks the relations between coefficients (idle_w < tdp_w, ...). MS_E_INPUT. */
+/* Checks the relations between coefficients (idle_w < tdp_w, freq_exponent
+ * >= 1, 0 < min_clock <= 1, ...). MS_E_INPUT. */
 ms_status ms_energy_check(const ms_energy_coeffs *c, ms_error *err);
 
 /* The coefficients as a JSON object (keys as in the preset files, values
@@ -185,6 +189,58 @@ typedef struct ms_power_synth {
 ms_status ms_power_synthetic(const ms_power_synth *s, const struct ms_hw_preset *hw,
                              const struct ms_model_preset *m, ms_precision prec, ms_power_phases **out,
                              ms_error *err);
+
+/* ------------------------------------------------------------ power caps */
+
+/* Power limits, as a GPU's board power limit and a site's budget enforce
+ * them: a device whose demand would exceed its limit lowers its SM clock.
+ * Clock model (docs/MODEL.md, "Power caps"): a device computing for t
+ * seconds at full clock with FLOP energy E_c and HBM energy E_m draws
+ *   P(f) = idle_w + (E_c / t) f^alpha + (E_m / t) f
+ * at clock fraction f: its kernels take t / f, FLOP energy per operation
+ * scales with V^2 ~ f^(alpha - 1), HBM energy per byte does not change
+ * (the same bytes over a longer time). Communication is not throttled.
+ * A per-GPU cap C gives f = 1 when P(1) <= C, else the f with P(f) = C,
+ * never below min_clock (then the cap is not met and counted). A row or
+ * cluster budget B bounds the sum of its devices' power: when the devices
+ * at their own caps exceed it, every device of the row (cluster) is held to
+ * one common clock ceiling g, the largest with sum P(min(f_d, g)) <= B
+ * (never below min_clock). */
+typedef struct ms_power_cap {
+    double gpu_w;       /* per-GPU limit, W; INFINITY = none */
+    double row_w;       /* budget of each row (node) of GPUs, W; INFINITY = none */
+    double cluster_w;   /* budget of all GPUs together, W; INFINITY = none */
+} ms_power_cap;
+
+/* Every limit INFINITY (no throttling). Cannot fail. */
+void ms_power_cap_none(ms_power_cap *cap);
+/* true when some limit is finite. Cannot fail. */
+bool ms_power_cap_active(const ms_power_cap *cap);
+/* Checks the limits against the coefficients: each positive (or INFINITY),
+ * the per-GPU cap above idle_w, a row budget above cols x idle_w, a cluster
+ * budget above devices x idle_w (idle GPUs cannot be throttled below idle).
+ * MS_E_INPUT naming the limit. */
+ms_status ms_power_cap_check(const ms_power_cap *cap, const ms_energy_coeffs *c, uint32_t n_devices, uint32_t cols,
+                             ms_error *err);
+
+/* P(f) above for a device with compute power comp_w = E_c / t and memory
+ * power mem_w = E_m / t at full clock. Cannot fail. */
+double ms_power_at_clock(const ms_energy_coeffs *c, double comp_w, double mem_w, double f);
+
+/* The clock fraction in [min_clock, 1] under a cap of cap_w W: 1 when
+ * P(1) <= cap_w, else the root of P(f) = cap_w (Newton's method from f = 1,
+ * which converges from above as P is convex and increasing; to 1e-12), or
+ * min_clock when even that draws more. Cannot fail. */
+double ms_power_cap_clock(const ms_energy_coeffs *c, double cap_w, double comp_w, double mem_w);
+
+/* Clock fractions of the n_devices devices of one phase (device d in row
+ * d / cols) under cap: per-GPU caps first, then each row's budget, then the
+ * cluster's (a ceiling only lowers clocks). comp_w / mem_w as above (0 for a
+ * device without compute: it draws idle_w and keeps clock 1). Writes
+ * clock[n_devices]; returns how many devices could not be held to their
+ * limits even at min_clock (0 when every limit is met). Cannot fail. */
+uint32_t ms_power_cap_clocks(const ms_energy_coeffs *c, const ms_power_cap *cap, uint32_t n_devices, uint32_t cols,
+                             const double *comp_w, const double *mem_w, double *clock);
 
 /* ------------------------------------------------------------ results */
 

@@ -45,6 +45,8 @@ static const coef_key KEYS[] = {
     {"switch_pj_per_bit", OFF(switch_pj_per_bit)},
     {"optics_pj_per_bit", OFF(optics_pj_per_bit)},
     {"switch_hops", OFF(switch_hops)},
+    {"freq_exponent", OFF(freq_exponent)},
+    {"min_clock", OFF(min_clock)},
     {"idle_w", OFF(idle_w)},
     {"tdp_w", OFF(tdp_w)},
     {"node_overhead_w", OFF(node_overhead_w)},
@@ -68,6 +70,10 @@ ms_status ms_energy_check(const ms_energy_coeffs *c, ms_error *err) {
             return ms_error_set(err, MS_E_INPUT, "energy coefficient %s = %g must be finite and >= 0", KEYS[k].key, v);
     }
     if (c->pue < 1) return ms_error_set(err, MS_E_INPUT, "energy coefficient pue = %g must be >= 1", c->pue);
+    if (c->freq_exponent < 1)
+        return ms_error_set(err, MS_E_INPUT, "energy coefficient freq_exponent = %g must be >= 1", c->freq_exponent);
+    if (!(c->min_clock > 0 && c->min_clock <= 1))
+        return ms_error_set(err, MS_E_INPUT, "energy coefficient min_clock = %g must be in (0, 1]", c->min_clock);
     if (!(c->tdp_w > 0)) return ms_error_set(err, MS_E_INPUT, "energy coefficient tdp_w must be positive");
     if (c->idle_w >= c->tdp_w)
         return ms_error_set(err, MS_E_INPUT, "energy coefficients: idle_w %g must be below tdp_w %g", c->idle_w,
@@ -82,6 +88,10 @@ ms_status ms_energy_set(ms_energy_coeffs *c, const char *key, double value, ms_e
             return ms_error_set(err, MS_E_INPUT, "energy coefficient %s = %g must be finite and >= 0", key, value);
         if (strcmp(key, "pue") == 0 && value < 1)
             return ms_error_set(err, MS_E_INPUT, "energy coefficient pue = %g must be >= 1", value);
+        if (strcmp(key, "freq_exponent") == 0 && value < 1)
+            return ms_error_set(err, MS_E_INPUT, "energy coefficient freq_exponent = %g must be >= 1", value);
+        if (strcmp(key, "min_clock") == 0 && !(value > 0 && value <= 1))
+            return ms_error_set(err, MS_E_INPUT, "energy coefficient min_clock = %g must be in (0, 1]", value);
         *field(c, k) = value;
         return MS_OK;
     }
