@@ -11,6 +11,7 @@ int bench_sim(void) __attribute__((weak));
 int bench_gen(void) __attribute__((weak));
 int bench_moe(void) __attribute__((weak));
 int bench_opt(void) __attribute__((weak));
+int bench_online(void) __attribute__((weak));
 
 /* Seconds of the best of `reps` runs of fn(ctx). */
 double bench_best_of(int reps, void (*fn)(void *), void *ctx);

@@ -1,5 +1,5 @@
 /* main.c - moesim_bench [PART...]: runs the named parts (default: all).
- * Parts: ingest, place, sim, gen, moe, opt. */
+ * Parts: ingest, place, sim, gen, moe, opt, online. */
 #include <stdio.h>
 #include <string.h>
 #include <sys/utsname.h>
@@ -25,7 +25,7 @@ typedef struct part {
 } part;
 
 int main(int argc, char **argv) {
-    part parts[] = {{"ingest", bench_ingest}, {"place", bench_place}, {"sim", bench_sim}, {"gen", bench_gen}, {"moe", bench_moe}, {"opt", bench_opt}};
+    part parts[] = {{"ingest", bench_ingest}, {"place", bench_place}, {"sim", bench_sim}, {"gen", bench_gen}, {"moe", bench_moe}, {"opt", bench_opt}, {"online", bench_online}};
     struct utsname u;
     uname(&u);
     printf("machine: %s %s, %ld cores, %d threads\n", u.sysname, u.machine, sysconf(_SC_NPROCESSORS_ONLN),

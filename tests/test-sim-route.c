@@ -464,6 +464,129 @@ static void test_batches(void **state) {
     ms_trace_free(t2);
 }
 
+/* mixed steps (continuous batching) in trace order, worked by hand: rows 5
+ * (3 prompt), 2 (2), 4 (1), 0, 6 (6); 2 running requests, 4 prompt tokens
+ * per step */
+static void test_mixed_batches(void **state) {
+    (void)state;
+    uint32_t nt[5] = {5, 2, 4, 0, 6}, np[5] = {3, 2, 1, 0, 6};
+    uint16_t ids[17] = {0};
+    ms_trace *t = mk_trace_r(1, 2, 1, 0, 5, nt, np, ids, NULL);
+    ms_batch_opts bo;
+    ms_batch_opts_default(&bo);
+    bo.mode = MS_BATCH_MIXED;
+    bo.order = MS_ORDER_TRACE;
+    bo.decode_batch = 2;
+    bo.batch_tokens = 4;
+    ms_batch_plan *pl = NULL;
+    ms_error err = {0};
+    assert_int_equal(ms_batch_plan_build(t, &bo, 2, &pl, &err), MS_OK);
+    /* step 0: r0's prompt (r1 would pass the budget); step 1: r1's prompt
+     * (no decode rows: it leaves), r2's prompt, r0's first decode row;
+     * step 2: full, r0 and r2 decode (r0 leaves); step 3: r4's prompt alone
+     * (6 > 4 but nothing else prefills), r2 decodes; step 4: r2's last row */
+    const uint32_t want_off[6] = {0, 3, 7, 9, 16, 17};
+    const uint32_t want_tok[17] = {0, 1, 2, 5, 6, 7, 3, 4, 8, 11, 12, 13, 14, 15, 16, 9, 10};
+    assert_int_equal(pl->n_batches, 5);
+    assert_int_equal(pl->n_tokens, 17);
+    for (int b = 0; b <= 5; b++) assert_int_equal(pl->off[b], want_off[b]);
+    for (int i = 0; i < 17; i++) assert_int_equal(pl->tok[i], want_tok[i]);
+    /* DP round-robin at admission: r0 -> 0, r1 -> 1, r2 -> 0, r4 -> 1 */
+    assert_int_equal(pl->origin[0], 0);
+    assert_int_equal(pl->origin[3], 1);
+    assert_int_equal(pl->origin[5], 0);
+    assert_int_equal(pl->origin[6], 0);  /* r0 keeps its rank while decoding */
+    assert_int_equal(pl->origin[9], 1);
+    assert_int_equal(pl->origin[16], 0); /* r2's last row */
+    ms_batch_plan_free(pl);
+    /* zero budgets are refused */
+    bo.batch_tokens = 0;
+    assert_int_equal(ms_batch_plan_build(t, &bo, 2, &pl, &err), MS_E_INPUT);
+    bo.batch_tokens = 4;
+    bo.decode_batch = 0;
+    assert_int_equal(ms_batch_plan_build(t, &bo, 2, &pl, &err), MS_E_INPUT);
+    ms_trace_free(t);
+}
+
+/* mixed steps on random requests: every row once; a prompt whole in one
+ * step; decode rows in order, one per step, in the steps right after it;
+ * at most decode_batch running; the prompt budget kept unless one prompt
+ * fills the step alone; requests admitted in arrival order */
+static void test_mixed_properties(void **state) {
+    (void)state;
+    ms_rng rng;
+    ms_rng_seed(&rng, 21);
+    for (int trial = 0; trial < 20; trial++) {
+        uint32_t nreq = 1 + (uint32_t)ms_rng_below(&rng, 30), nt[30], np[30], n = 0;
+        for (uint32_t r = 0; r < nreq; r++) {
+            nt[r] = (uint32_t)ms_rng_below(&rng, 12);
+            np[r] = nt[r] ? (uint32_t)ms_rng_below(&rng, nt[r] + 1) : 0;
+            n += nt[r];
+        }
+        if (n == 0) continue;
+        uint16_t *ids = calloc(n, sizeof *ids);
+        ms_trace *t = mk_trace_r(1, 2, 1, 0, nreq, nt, np, ids, NULL);
+        ms_batch_opts bo;
+        ms_batch_opts_default(&bo);
+        bo.mode = MS_BATCH_MIXED;
+        bo.order = trial % 2 ? MS_ORDER_SEEDED : MS_ORDER_TRACE;
+        bo.seed = (uint64_t)trial;
+        bo.decode_batch = 1 + (uint32_t)ms_rng_below(&rng, 4);
+        bo.batch_tokens = 1 + (uint32_t)ms_rng_below(&rng, 10);
+        ms_batch_plan *pl = NULL;
+        ms_error err = {0};
+        assert_int_equal(ms_batch_plan_build(t, &bo, 3, &pl, &err), MS_OK);
+        assert_int_equal(pl->n_tokens, n);
+        uint64_t *step_of = malloc(n * sizeof *step_of);
+        for (uint32_t i = 0; i < n; i++) step_of[i] = UINT64_MAX;
+        for (uint64_t b = 0; b < pl->n_batches; b++) {
+            assert_true(pl->off[b + 1] > pl->off[b]);
+            uint64_t ptok = 0, pfirst = UINT64_MAX;
+            uint32_t prompts = 0;
+            for (uint64_t i = pl->off[b]; i < pl->off[b + 1]; i++) {
+                uint32_t tk = pl->tok[i], r = 0;
+                assert_int_equal(step_of[tk], UINT64_MAX);
+                step_of[tk] = b;
+                while (!(tk >= t->tok_offset[r] && tk < t->tok_offset[r + 1])) r++;
+                if (tk - t->tok_offset[r] < np[r]) {
+                    ptok++;
+                    if (pfirst != r) prompts++, pfirst = r;
+                }
+            }
+            if (prompts > 1) assert_true(ptok <= bo.batch_tokens);
+        }
+        uint64_t last_admit = 0;
+        for (uint64_t q = 0; q < nreq; q++) {
+            /* arrival order: trace order, or the one the seed shuffles to (not checked) */
+            uint32_t r = (uint32_t)q;
+            if (nt[r] == 0) continue;
+            uint64_t f = t->tok_offset[r];
+            /* a request without prompt rows decodes from the step it enters */
+            uint64_t admit = step_of[f], first_dec = admit + (np[r] ? 1 : 0);
+            for (uint32_t k = 1; k < np[r]; k++) assert_int_equal(step_of[f + k], step_of[f]);
+            for (uint32_t k = np[r]; k < nt[r]; k++) assert_int_equal(step_of[f + k], first_dec + (k - np[r]));
+            if (bo.order == MS_ORDER_TRACE && np[r]) {
+                assert_true(admit >= last_admit);
+                last_admit = admit;
+            }
+        }
+        /* running requests per step (admitted earlier, rows left) */
+        for (uint64_t b = 0; b < pl->n_batches; b++) {
+            uint32_t running = 0;
+            for (uint32_t r = 0; r < nreq; r++) {
+                if (nt[r] == np[r]) continue;
+                uint64_t f = t->tok_offset[r], admit = step_of[f], last = step_of[f + nt[r] - 1];
+                running += b >= admit && b <= last; /* a slot from admission to the last row */
+            }
+            assert_true(running <= bo.decode_batch);
+        }
+        free(step_of);
+        ms_batch_plan_free(pl);
+        ms_trace_free(t);
+        free(ids);
+    }
+}
+
 static void test_dp_least_loaded(void **state) {
     (void)state;
     /* requests of 10, 1, 1, 1 rows on 2 devices: least-loaded puts the first
@@ -566,6 +689,8 @@ int main(void) {
         cmocka_unit_test(test_batches),
         cmocka_unit_test(test_dp_least_loaded),
         cmocka_unit_test(test_batch_range),
+        cmocka_unit_test(test_mixed_batches),
+        cmocka_unit_test(test_mixed_properties),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,8 +43,16 @@ typedef enum ms_cost_model { MS_COST_MESH = 0, MS_COST_ROOFLINE = 1 } ms_cost_mo
 typedef enum ms_batch_mode {
     MS_BATCH_PER_REQUEST = 0, /* one batch per request: all of its rows */
     MS_BATCH_PREFILL = 1,     /* prompt rows of shuffled requests packed to batch_tokens */
-    MS_BATCH_DECODE = 2       /* decode rows, decode_batch requests at a time */
+    MS_BATCH_DECODE = 2,      /* decode rows, decode_batch requests at a time */
+    MS_BATCH_MIXED = 3        /* serving steps of continuous batching: prompts of the requests
+                                 admitted in the step plus one decode row of each running one */
 } ms_batch_mode;
+
+/* The order in which requests arrive (prefill, decode and mixed batching). */
+typedef enum ms_order {
+    MS_ORDER_SEEDED = 0,      /* a seeded shuffle of the requests (batch seed) */
+    MS_ORDER_TRACE = 1        /* the trace's request order (file name order) */
+} ms_order;
 
 typedef enum ms_route {
     MS_ROUTE_SPLIT = 0,        /* every replica gets 1/replicas of the token (EPLB's assumption) */
@@ -82,6 +90,7 @@ typedef enum ms_mesh_table {
  * fail MS_E_INPUT with a message listing the accepted names. Names never NULL. */
 const char *ms_cost_model_name(ms_cost_model m);
 const char *ms_batch_mode_name(ms_batch_mode m);
+const char *ms_order_name(ms_order o);
 const char *ms_route_name(ms_route r);
 const char *ms_overflow_name(ms_overflow o);
 const char *ms_origin_name(ms_origin o);
@@ -90,6 +99,7 @@ const char *ms_overlap_name(ms_overlap o);
 const char *ms_mesh_table_name(ms_mesh_table t);
 ms_status ms_cost_model_parse(const char *s, ms_cost_model *out, ms_error *err);
 ms_status ms_batch_mode_parse(const char *s, ms_batch_mode *out, ms_error *err);
+ms_status ms_order_parse(const char *s, ms_order *out, ms_error *err);
 ms_status ms_route_parse(const char *s, ms_route *out, ms_error *err);
 ms_status ms_overflow_parse(const char *s, ms_overflow *out, ms_error *err);
 ms_status ms_origin_parse(const char *s, ms_origin *out, ms_error *err);
@@ -199,13 +209,14 @@ const char *ms_model_preset_guess(uint32_t n_experts, uint32_t top_k);
 
 typedef struct ms_batch_opts {
     ms_batch_mode mode;
-    uint32_t batch_tokens;   /* prefill budget (default 4096) */
-    uint32_t decode_batch;   /* concurrent decode requests (default 64) */
+    uint32_t batch_tokens;   /* prefill budget (default 4096); mixed: prompt tokens admitted per step */
+    uint32_t decode_batch;   /* concurrent decode requests (default 64); mixed: running requests */
     ms_dp dp;                /* how requests are spread over devices */
-    uint64_t seed;           /* request order for prefill and decode */
+    ms_order order;          /* arrival order for prefill, decode and mixed (default seeded) */
+    uint64_t seed;           /* the seeded order */
 } ms_batch_opts;
 
-/* per-request, 4096 batch tokens, 64 decode slots, DP round-robin, seed 0. */
+/* per-request, 4096 batch tokens, 64 decode slots, DP round-robin, seeded order, seed 0. */
 void ms_batch_opts_default(ms_batch_opts *o);
 
 /* The batches of a run: batch b holds tokens tok[off[b] .. off[b+1]-1]
@@ -232,7 +243,17 @@ typedef struct ms_batch_plan {
  *  - decode: the same shuffled order; decode_batch slots, each step takes the
  *    next decode row of every active request; a finished request's slot is
  *    refilled before the next step; DP rank chosen when a request enters
- *    (round-robin, or the device with the fewest active requests).
+ *    (round-robin, or the device with the fewest active requests);
+ *  - mixed (continuous batching as vLLM/SGLang schedule it, without chunked
+ *    prefill): requests wait in arrival order; each step first admits
+ *    waiting requests while fewer than decode_batch run and the step's
+ *    prompt tokens are below batch_tokens (a longer prompt enters alone),
+ *    whole prompts in that step; then every request admitted in an earlier
+ *    step adds its next decode row (prompt rows first in the batch, then
+ *    decode rows in admission order). A request leaves after its last row;
+ *    DP rank as for decode.
+ * prefill, decode and mixed take requests in o->order: shuffled with seed,
+ * or the trace's order (per-request is always the trace's order).
  * Fails MS_E_INPUT when the trace has no rows of the phase, n_devices is 0,
  * batch_tokens/decode_batch is 0, or the trace has 2^32 tokens or more;
  * MS_E_NOMEM. */

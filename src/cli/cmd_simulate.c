@@ -41,8 +41,14 @@ static const char *usage_text =
     "                      decode: --decode-batch requests at a time, one output row of each\n"
     "                      per step, a finished request replaced by the next (continuous\n"
     "                      batching)\n"
+    "                      mixed: serving steps of continuous batching: the whole prompts of\n"
+    "                      the requests admitted in the step (while fewer than --decode-batch\n"
+    "                      run and the step's prompts stay within --batch-tokens) plus the\n"
+    "                      next output row of every running request\n"
     "  --batch-tokens N    prefill token budget (default 4096)\n"
     "  --decode-batch B    concurrent decode requests (default 64)\n"
+    "  --order O           request arrival order for prefill, decode and mixed: seeded\n"
+    "                      (default: shuffled with --seed) or trace (the files' order)\n"
     "  --dp POLICY         data-parallel rank of each request (where its tokens start):\n"
     "                      round-robin (default) or least-loaded\n"
     "\n"
@@ -119,7 +125,7 @@ static const char *usage_text =
 enum {
     O_PLACEMENT = 256, O_CLUSTER, O_EXPERTS, O_BATCH, O_BATCH_TOKENS, O_DECODE_BATCH, O_DP, O_ROUTE, O_SLACK, O_CF,
     O_OVERFLOW, O_COST, O_ORIGIN, O_TABLE, O_HW, O_MODEL, O_OVERLAP, O_LAYER, O_SEED, O_THREADS, O_QUIET,
-    O_PROGRESS, O_FORMAT, O_DETAILS
+    O_PROGRESS, O_FORMAT, O_DETAILS, O_ORDER
 };
 
 static int parse_enum(const char *cmd, ms_status st, const ms_error *err) {
@@ -128,6 +134,11 @@ static int parse_enum(const char *cmd, ms_status st, const ms_error *err) {
 }
 
 int sim_cli_parse(const char *cmd, const char *usage, int argc, char **argv, sim_cli *o, bool multi) {
+    return sim_cli_parse_ext(cmd, usage, argc, argv, o, multi, NULL);
+}
+
+int sim_cli_parse_ext(const char *cmd, const char *usage, int argc, char **argv, sim_cli *o, bool multi,
+                      const sim_cli_extra *extra) {
     memset(o, 0, sizeof *o);
     ms_batch_opts_default(&o->bo);
     ms_sim_opts_default(&o->so);
@@ -147,14 +158,29 @@ int sim_cli_parse(const char *cmd, const char *usage, int argc, char **argv, sim
         {"threads", required_argument, 0, O_THREADS},     {"quiet", no_argument, 0, O_QUIET},
         {"progress", no_argument, 0, O_PROGRESS},         {"format", required_argument, 0, O_FORMAT},
         {"details", no_argument, 0, O_DETAILS},           {"output", required_argument, 0, 'o'},
-        {"help", no_argument, 0, 'h'},                    {0, 0, 0, 0}};
+        {"order", required_argument, 0, O_ORDER},         {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    enum { N_LO = sizeof lo / sizeof lo[0] - 1, MAX_EXTRA = 48 };
+    struct option all[N_LO + MAX_EXTRA + 1];
+    memcpy(all, lo, sizeof lo);
+    size_t n_all = N_LO;
+    for (size_t i = 0; extra && extra->opts && extra->opts[i].name; i++) {
+        if (i >= MAX_EXTRA) return cli_usage(cmd, "internal: too many options");
+        all[n_all++] = extra->opts[i];
+    }
+    memset(&all[n_all], 0, sizeof all[n_all]);
     optind = 1;
     opterr = 0;
     int ch;
     ms_error err = {0};
     uint32_t u32;
     uint64_t u64;
-    while ((ch = getopt_long(argc, argv, ":o:h", lo, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":o:h", all, NULL)) != -1) {
+        if (ch >= SIM_CLI_EXTRA_BASE && extra) {
+            int rc = extra->handle(extra->ctx, ch, optarg);
+            if (rc) return rc;
+            continue;
+        }
         switch (ch) {
         case 'h': fputs(usage, stdout); return 0;
         case 'o': o->out = optarg; break;
@@ -250,6 +276,10 @@ int sim_cli_parse(const char *cmd, const char *usage, int argc, char **argv, sim
             if (cli_parse_format(cmd, optarg, &o->fmt)) return 2;
             break;
         case O_DETAILS: o->details = true; break;
+        case O_ORDER:
+            if (parse_enum(cmd, ms_order_parse(optarg, &o->bo.order, &err), &err)) return 2;
+            o->order_set = true;
+            break;
         case ':': return cli_usage(cmd, "option %s needs a value", argv[optind - 1]);
         default: return cli_usage(cmd, "unknown option '%s'", argv[optind - 1]);
         }
@@ -257,7 +287,10 @@ int sim_cli_parse(const char *cmd, const char *usage, int argc, char **argv, sim
     o->traces = argv + optind;
     o->n_traces = argc - optind;
     if (o->n_traces < 1) return cli_usage(cmd, "no TRACE given");
-    if (o->n_placements < 1) return cli_usage(cmd, "--placement FILE is required");
+    if (o->n_placements < 1 && !(extra && extra->placement_optional))
+        return cli_usage(cmd, "--placement FILE is required");
+    if (o->n_placements < 1 && !o->cluster.rows)
+        return cli_usage(cmd, "without --placement, --cluster RxCxS gives the grid");
     if (o->n_routes == 0) o->routes[o->n_routes++] = MS_ROUTE_BALANCED;
     o->so.route = o->routes[0];
     if (o->so.cost_model == MS_COST_ROOFLINE && o->origin_set && o->so.origin != MS_ORIGIN_DP)
@@ -346,8 +379,8 @@ int sim_cli_load(const char *cmd, sim_cli *o, sim_inputs *in) {
         in->have_hw = true;
         o->so.hw = &in->hw;
     }
-    if (ms_batch_plan_build(in->trace, &o->bo, ms_cluster_devices(&in->pl[0]->cluster), &in->plan, &err) != MS_OK)
-        return cli_fail(cmd, &err);
+    uint32_t devices = o->n_placements ? ms_cluster_devices(&in->pl[0]->cluster) : ms_cluster_devices(&o->cluster);
+    if (ms_batch_plan_build(in->trace, &o->bo, devices, &in->plan, &err) != MS_OK) return cli_fail(cmd, &err);
     return 0;
 }
 
@@ -375,6 +408,7 @@ json_t *sim_cli_options_json(const sim_cli *o, const sim_inputs *in) {
     json_object_set_new(j, "batch_tokens", json_integer(o->bo.batch_tokens));
     json_object_set_new(j, "decode_batch", json_integer(o->bo.decode_batch));
     json_object_set_new(j, "dp", json_string(ms_dp_name(o->bo.dp)));
+    json_object_set_new(j, "order", json_string(ms_order_name(o->bo.order)));
     json_object_set_new(j, "batches", json_integer((json_int_t)in->plan->n_batches));
     json_object_set_new(j, "overflow", json_string(ms_overflow_name(s->overflow)));
     json_object_set_new(j, "origin_rows", json_string(ms_origin_name(s->origin)));

@@ -18,6 +18,7 @@ static const command commands[] = {
     {"place", cmd_place, "place and replicate experts on a device grid: eplb, replicate, balance, ilp, ..."},
     {"simulate", cmd_simulate, "replay a trace over a placement: batches, replica routing, capacity, cost per layer"},
     {"compare", cmd_compare, "several placements x routing policies over the very same batches, side by side"},
+    {"replay", cmd_replay, "serve a trace over time through placements that change: periodic EPLB, incremental, oracle"},
     {"deploy", cmd_deploy, "analytic whole-deployment comparison (TP x PP x EP x DP): memory, time, energy"},
     {"scale", cmd_scale, "energy and power vs MoE model size, expert granularity sweeps, trend fits, power wall"},
     {"power", cmd_power, "energy and power per device and phase, cluster timeline, cost of imbalance"},

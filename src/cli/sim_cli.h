@@ -27,6 +27,7 @@ typedef struct sim_cli {
     const char *out;
     bool details;
     bool origin_set;
+    bool order_set;            /* --order was given */
 } sim_cli;
 
 /* Everything a run needs, loaded. */
@@ -64,7 +65,24 @@ struct json_t *sim_cli_cluster_json(const ms_placement *p);
 /* Parses argv (argv[0] = command). multi: --placement and --route may repeat
  * (compare). Returns -1 to go on, else the exit code (0 after --help). */
 int sim_cli_parse(const char *cmd, const char *usage, int argc, char **argv, sim_cli *o, bool multi);
-/* Loads trace, placements, presets and the batch plan. Returns 0 or the exit code. */
+
+/* Options a command adds to the simulator's (moesim replay): a table ending
+ * in a zero entry whose values (their `val`) are >= SIM_CLI_EXTRA_BASE, the
+ * handler that takes them (returns 0, or the exit code after printing the
+ * usage error), and whether --placement may be left out (then --cluster
+ * must give the grid). */
+#define SIM_CLI_EXTRA_BASE 1024
+struct option;
+typedef struct sim_cli_extra {
+    const struct option *opts;
+    int (*handle)(void *ctx, int opt, const char *arg);
+    void *ctx;
+    bool placement_optional;
+} sim_cli_extra;
+int sim_cli_parse_ext(const char *cmd, const char *usage, int argc, char **argv, sim_cli *o, bool multi,
+                      const sim_cli_extra *extra);
+/* Loads trace, placements, presets and the batch plan (on the placement's
+ * grid, or --cluster's when there is no placement). Returns 0 or the exit code. */
 int sim_cli_load(const char *cmd, sim_cli *o, sim_inputs *in);
 void sim_inputs_free(sim_inputs *in);
 /* The "trace" and "options" JSON objects of the outputs. */

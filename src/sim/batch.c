@@ -11,6 +11,7 @@ void ms_batch_opts_default(ms_batch_opts *o) {
     o->batch_tokens = 4096;
     o->decode_batch = 64;
     o->dp = MS_DP_ROUND_ROBIN;
+    o->order = MS_ORDER_SEEDED;
     o->seed = 0;
 }
 
@@ -22,19 +23,22 @@ void ms_batch_plan_free(ms_batch_plan *p) {
     ms_free(p);
 }
 
+/* prompt rows of request r (never more than its rows) */
+static uint64_t req_prompt(const ms_trace *t, uint64_t r) {
+    uint64_t all = t->tok_offset[r + 1] - t->tok_offset[r];
+    return t->n_prompt[r] < all ? t->n_prompt[r] : all;
+}
+
 /* rows of request r in the phase the mode uses */
 static uint64_t req_rows(const ms_trace *t, uint64_t r, ms_batch_mode m) {
     uint64_t all = t->tok_offset[r + 1] - t->tok_offset[r];
-    uint64_t pr = t->n_prompt[r] < all ? t->n_prompt[r] : all;
-    if (m == MS_BATCH_PREFILL) return pr;
-    if (m == MS_BATCH_DECODE) return all - pr;
+    if (m == MS_BATCH_PREFILL) return req_prompt(t, r);
+    if (m == MS_BATCH_DECODE) return all - req_prompt(t, r);
     return all;
 }
 
 static uint64_t req_first(const ms_trace *t, uint64_t r, ms_batch_mode m) {
-    uint64_t all = t->tok_offset[r + 1] - t->tok_offset[r];
-    uint64_t pr = t->n_prompt[r] < all ? t->n_prompt[r] : all;
-    return t->tok_offset[r] + (m == MS_BATCH_DECODE ? pr : 0);
+    return t->tok_offset[r] + (m == MS_BATCH_DECODE ? req_prompt(t, r) : 0);
 }
 
 static uint32_t argmin_u64(const uint64_t *v, uint32_t n) {
@@ -53,8 +57,10 @@ ms_status ms_batch_plan_build(const ms_trace *t, const ms_batch_opts *o, uint32_
                             (unsigned long long)t->n_tokens);
     if (o->mode == MS_BATCH_PREFILL && o->batch_tokens == 0)
         return ms_error_set(err, MS_E_INPUT, "batches: --batch-tokens must be positive");
-    if (o->mode == MS_BATCH_DECODE && o->decode_batch == 0)
+    if ((o->mode == MS_BATCH_DECODE || o->mode == MS_BATCH_MIXED) && o->decode_batch == 0)
         return ms_error_set(err, MS_E_INPUT, "batches: --decode-batch must be positive");
+    if (o->mode == MS_BATCH_MIXED && o->batch_tokens == 0)
+        return ms_error_set(err, MS_E_INPUT, "batches: --batch-tokens must be positive");
 
     uint64_t nreq = 0, ntok = 0;
     for (uint64_t r = 0; r < t->n_requests; r++) {
@@ -89,7 +95,7 @@ ms_status ms_batch_plan_build(const ms_trace *t, const ms_batch_opts *o, uint32_
         for (uint64_t r = 0; r < t->n_requests; r++)
             if (req_rows(t, r, o->mode)) order[i++] = r;
     }
-    if (o->mode != MS_BATCH_PER_REQUEST) {
+    if (o->mode != MS_BATCH_PER_REQUEST && o->order == MS_ORDER_SEEDED) {
         ms_rng rng;
         ms_rng_seed(&rng, o->seed);
         ms_rng_shuffle_u64(&rng, order, nreq);
@@ -142,6 +148,68 @@ ms_status ms_batch_plan_build(const ms_trace *t, const ms_batch_opts *o, uint32_
             }
         }
         if (in_batch) nb++;
+    } else if (o->mode == MS_BATCH_MIXED) {
+        /* slot_*[0..nrun): running requests in admission order with their
+         * next decode row and device; adm_*: requests admitted this step,
+         * which join after the step (a request without prompt rows joins at
+         * once and decodes in the step it enters) */
+        uint32_t B = o->decode_batch;
+        slot_req = ms_alloc_array(2 * (size_t)B, sizeof *slot_req, err);
+        slot_pos = ms_alloc_array(B, sizeof *slot_pos, err);
+        slot_dev = ms_alloc_array(2 * (size_t)B, sizeof *slot_dev, err);
+        if (!slot_req || !slot_pos || !slot_dev) goto fail;
+        uint64_t *adm_req = slot_req + B;
+        uint32_t *adm_dev = slot_dev + B;
+        uint64_t next = 0;
+        uint32_t nrun = 0;
+        while (next < nreq || nrun > 0) {
+            PUSH_BATCH_START();
+            uint32_t nadm = 0;
+            uint64_t ptok = 0;
+            while (next < nreq && nrun + nadm < B) {
+                uint64_t r = order[next], pr = req_prompt(t, r);
+                if (ptok > 0 && ptok + pr > o->batch_tokens) break;
+                next++;
+                uint32_t dev = o->dp == MS_DP_ROUND_ROBIN ? (uint32_t)(rr++ % n_devices) : argmin_u64(devload, n_devices);
+                for (uint64_t k = 0; k < pr; k++, pos++) {
+                    p->tok[pos] = (uint32_t)(t->tok_offset[r] + k);
+                    p->origin[pos] = dev;
+                }
+                ptok += pr;
+                if (req_rows(t, r, MS_BATCH_DECODE) == 0) continue; /* a prompt only: done */
+                devload[dev]++;
+                if (pr == 0) {
+                    slot_req[nrun] = r;
+                    slot_pos[nrun] = 0;
+                    slot_dev[nrun++] = dev;
+                } else {
+                    adm_req[nadm] = r;
+                    adm_dev[nadm++] = dev;
+                }
+            }
+            uint32_t keep = 0;
+            for (uint32_t s = 0; s < nrun; s++) {
+                uint64_t r = slot_req[s];
+                p->tok[pos] = (uint32_t)(req_first(t, r, MS_BATCH_DECODE) + slot_pos[s]);
+                p->origin[pos] = slot_dev[s];
+                pos++;
+                if (++slot_pos[s] == req_rows(t, r, MS_BATCH_DECODE)) {
+                    devload[slot_dev[s]]--;
+                    continue;
+                }
+                slot_req[keep] = r;
+                slot_pos[keep] = slot_pos[s];
+                slot_dev[keep] = slot_dev[s];
+                keep++;
+            }
+            for (uint32_t s = 0; s < nadm; s++) {
+                slot_req[keep + s] = adm_req[s];
+                slot_pos[keep + s] = 0;
+                slot_dev[keep + s] = adm_dev[s];
+            }
+            nrun = keep + nadm;
+            nb++;
+        }
     } else {
         uint32_t B = o->decode_batch;
         slot_req = ms_alloc_array(B, sizeof *slot_req, err);

@@ -10,7 +10,8 @@ typedef struct name_tab {
 } name_tab;
 
 static const char *const cost_names[] = {"mesh", "roofline"};
-static const char *const batch_names[] = {"per-request", "prefill", "decode"};
+static const char *const batch_names[] = {"per-request", "prefill", "decode", "mixed"};
+static const char *const order_names[] = {"seeded", "trace"};
 static const char *const route_names[] = {"split", "round-robin", "random", "least-loaded", "row-local",
                                           "balanced-replicas"};
 static const char *const overflow_names[] = {"accept", "reroute", "drop"};
@@ -39,6 +40,7 @@ static ms_status parse(name_tab t, const char *s, int *out, ms_error *err) {
 
 const char *ms_cost_model_name(ms_cost_model m) { return name_of(TAB("cost model", cost_names), (int)m); }
 const char *ms_batch_mode_name(ms_batch_mode m) { return name_of(TAB("batch mode", batch_names), (int)m); }
+const char *ms_order_name(ms_order o) { return name_of(TAB("arrival order", order_names), (int)o); }
 const char *ms_route_name(ms_route r) { return name_of(TAB("route", route_names), (int)r); }
 const char *ms_overflow_name(ms_overflow o) { return name_of(TAB("overflow", overflow_names), (int)o); }
 const char *ms_origin_name(ms_origin o) { return name_of(TAB("origin rows", origin_names), (int)o); }
@@ -56,6 +58,7 @@ const char *ms_mesh_table_name(ms_mesh_table t) { return name_of(TAB("mesh table
 
 PARSER(ms_cost_model_parse, ms_cost_model, "cost model", cost_names)
 PARSER(ms_batch_mode_parse, ms_batch_mode, "batch mode", batch_names)
+PARSER(ms_order_parse, ms_order, "arrival order", order_names)
 PARSER(ms_route_parse, ms_route, "route", route_names)
 PARSER(ms_overflow_parse, ms_overflow, "overflow policy", overflow_names)
 PARSER(ms_origin_parse, ms_origin, "origin rows mode", origin_names)
