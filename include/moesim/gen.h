@@ -21,6 +21,9 @@
  *    n_groups equal groups scored by the sum of their top-2 scores (V3) or
  *    their top score (V2); the token's top_k come from the best topk_groups
  *    groups only.
+ *  - shift (optional): from a given request on, the popularity, drift and
+ *    clusters of each layer are relabelled by a seeded permutation, so the
+ *    hot experts change abruptly while the skew stays the same.
  * The choices are stored in rank order; with n_ranked > top_k the next-best
  * experts follow (routed_experts_ranked). Prompt and output lengths are
  * log-normal (or resampled from a fitted trace).
@@ -125,6 +128,14 @@ typedef struct ms_gen_opts {
     double topic_switch;             /* per-token probability of a new topic */
     double drift;                    /* std of a log-weight step per window (0 = none) */
     uint32_t drift_window;           /* tokens per drift step */
+    /* an abrupt shift (a tenant change): from request shift_request on (file
+     * order = arrival order; 0 = no shift), each layer l's log weights, drift
+     * and topic clusters move to other experts by the permutation
+     * ms_trace_draw_permutation(shift_seed, l, n_experts), the one
+     * TRACE@permute=SHIFT_SEED applies. Earlier requests are the same as
+     * without a shift. */
+    uint64_t shift_request;
+    uint64_t shift_seed;
     /* execution */
     uint64_t seed;
     int threads;                     /* 0 = all */
@@ -144,8 +155,8 @@ void ms_gen_opts_apply_preset(ms_gen_opts *o, const ms_gen_preset *p);
 /* Checks the options; MS_E_INPUT with a message naming the bad option
  * (zero layers/experts/top_k, top_k > experts, experts > 65536, groups not
  * dividing experts, topk_groups * group size < top_k, n_ranked in 1..top_k or
- * > experts, n_requests 0, total_tokens < n_requests, negative or non-finite
- * parameters, ...). */
+ * > experts, n_requests 0, total_tokens < n_requests, shift_request >=
+ * n_requests, negative or non-finite parameters, ...). */
 ms_status ms_gen_opts_check(const ms_gen_opts *o, ms_error *err);
 
 /* Generates a trace (validated with ms_trace_finish). With a profile, each

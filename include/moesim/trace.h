@@ -193,6 +193,33 @@ ms_status ms_trace_select(const ms_trace *t, const uint64_t *requests, uint64_t 
 ms_status ms_trace_split(const ms_trace *t, double train_fraction, uint64_t seed,
                          ms_trace **train, ms_trace **test, ms_error *err);
 
+/* Concatenates two traces: the requests of a, then those of b (arrival
+ * order = request order), request ids, lengths and expert ids kept. Layers
+ * and top_k must agree; the expert count is the larger of the two (ids of
+ * both fit in it: a part that never chose the highest ids often reads as
+ * fewer experts; pass the true count when loading to avoid that). Ranked
+ * choices are kept only when both have them with the same width, otherwise
+ * the result has none (n_ranked 0). source_bytes and n_short_rows add up,
+ * source_dtype is a's, the label is "A+B" (truncated to fit) and the digest
+ * is recomputed. Fails MS_E_INPUT naming what differs (layers or top_k),
+ * MS_E_NOMEM when the sizes overflow or memory runs out. */
+ms_status ms_trace_concat(const ms_trace *a, const ms_trace *b, ms_trace **out, ms_error *err);
+
+/* The seeded permutation of expert ids used for layer `layer`: perm[e] is the
+ * new id of expert e (a Fisher-Yates shuffle of 0..n_experts-1 from a stream
+ * seeded by seed and layer, so every layer gets an independent one).
+ * ms_trace_permute_experts applies it; `moesim gen --shift` moves the
+ * popularity of layer `layer` by it. Cannot fail. */
+void ms_trace_draw_permutation(uint64_t seed, uint32_t layer, uint32_t n_experts, uint32_t *perm);
+
+/* A copy of t whose expert ids are relabelled, per layer l, by
+ * ms_trace_draw_permutation(seed, l, n_experts): id e becomes perm[e] in
+ * `experts` and `ranked`. Requests, lengths, token counts and the structure
+ * of choices (which tokens share an expert, rank order) are unchanged, so a
+ * real skew moves to other experts. The label gains "@permute=SEED"; the
+ * digest is recomputed. Fails MS_E_NOMEM. */
+ms_status ms_trace_permute_experts(const ms_trace *t, uint64_t seed, ms_trace **out, ms_error *err);
+
 /* Writes one npz per request into directory dir (created if missing) as
  * req_NNNNNN.npz, in the layout ms_trace_load reads. Atomic per file. */
 ms_status ms_trace_write_npz_dir(const ms_trace *t, const char *dir, bool compress,

@@ -55,12 +55,22 @@ typedef struct cli_trace_opts {
     int progress;         /* -1 --quiet, 0 auto, 1 --progress */
 } cli_trace_opts;
 
-/* Loads paths[0..n) as one trace with a progress bar; prints the error and
- * returns its exit code on failure, 0 on success. The last path may carry a
- * split suffix: TRACE@train or TRACE@eval selects one part of a seeded
- * request split (ms_trace_split), default half and seed 0:
- * TRACE@train=0.7,seed=3 keeps the 70% training part. Placing on @train and
- * evaluating on @eval (same fraction and seed) gives disjoint requests. */
+/* Loads a trace argument with a progress bar; prints the error and returns
+ * its exit code on failure (2 for usage errors, bad or incompatible parts),
+ * 0 on success. One argument may be PART or PART+PART+... (concatenated in
+ * that order, ms_trace_concat; each distinct path loaded once), a part being
+ * a path with optional suffixes, at most one of each kind, in any order:
+ *  - TRACE@train / TRACE@eval selects one side of a seeded request split of
+ *    that part (ms_trace_split), default half and seed 0: TRACE@train=0.7,seed=3
+ *    keeps the 70% training part; @train and @eval with the same fraction
+ *    and seed give disjoint requests;
+ *  - TRACE@permute=SEED relabels its expert ids per layer
+ *    (ms_trace_permute_experts).
+ * An argument or part that names an existing path is taken literally ('@'
+ * and '+' inside real paths keep working). Several paths (n > 1) are the
+ * older form: loaded together as one trace, only the last may carry
+ * @train/@eval (splitting all of them); '+' and @permute need one argument.
+ * A composite argument labels the trace with its text. */
 int cli_load_trace(const char *cmd, char **paths, int n, const cli_trace_opts *o, ms_trace **out);
 
 #endif

@@ -44,7 +44,8 @@ static void help(FILE *fp) {
         "  --skew SPEC           expert popularity per layer: zipf:S, lognormal:SIGMA or uniform\n"
         "                        (default: the preset's)\n"
         "  --fit TRACE           match each layer's expert loads to a real trace (a directory or\n"
-        "                        .npz file, or a CSV load matrix with one line per layer); the\n"
+        "                        .npz file, with the trace syntax of every command: T@eval, A+B,\n"
+        "                        T@permute=S; or a CSV load matrix with one line per layer); the\n"
         "                        max/mean ratio and hottest-10%% share per layer are reproduced\n"
         "  --fit-iters N         calibration rounds of --fit (default 5)\n"
         "  --topics C            latent expert clusters that tokens favour together (default 8, at most\n"
@@ -55,6 +56,13 @@ static void help(FILE *fp) {
         "                        0 with --fit)\n"
         "  --drift-window N      tokens per drift step (default 4096)\n"
         "  --seed S              random seed (default 1)\n"
+        "shift (a tenant change, for re-placement over time):\n"
+        "  --shift N | P%%        from request N on (file order = arrival order), or after P%% of\n"
+        "                        the requests, each layer's expert popularity, drift and topic\n"
+        "                        clusters move to other experts by a seeded permutation; the\n"
+        "                        requests before it are the same as without --shift\n"
+        "  --shift-seed S        seed of that permutation (default: --seed); it is the one\n"
+        "                        TRACE@permute=S applies to a trace\n"
         "output:\n"
         "  -o, --output DIR      directory to write (created; must not already hold npz files)\n"
         "  --force               replace the npz files already in DIR\n"
@@ -65,7 +73,8 @@ static void help(FILE *fp) {
         "  --quiet, --progress   no progress bar / force one\n\n"
         "example:\n"
         "  moesim gen --model deepseek-v3 --requests 1000 --tokens 1000000 --ranked 16 -o trace-v3\n"
-        "  moesim gen --model deepseek-v3 --fit ../shared/data/deepseek-v2-lite-puffin --requests 500 -o v3fit\n");
+        "  moesim gen --model deepseek-v3 --fit ../shared/data/deepseek-v2-lite-puffin --requests 500 -o v3fit\n"
+        "  moesim gen --model deepseek-v3 --requests 2000 --tokens 2000000 --shift 50%% -o v3shift\n");
 }
 
 static void list_models(FILE *fp) {
@@ -114,12 +123,12 @@ static int scan_npz(const char *dir, bool remove_them, uint64_t *count, uint64_t
 }
 
 typedef struct gen_cli {
-    const char *model, *fit, *out, *skew;
+    const char *model, *fit, *out, *skew, *shift;
     cli_format format;
     int progress_mode;
     bool compress, force, prefill_only, list;
     bool has_requests, has_layers, has_experts, has_topk, has_groups, has_topk_groups, has_lengths;
-    bool has_topics, has_drift;
+    bool has_topics, has_drift, has_shift_seed;
     uint32_t layers, experts, top_k, groups, topk_groups;
 } gen_cli;
 
@@ -251,6 +260,13 @@ static int parse_args(int argc, char **argv, gen_cli *c, ms_gen_opts *o) {
         } else if (IS("--seed")) {
             VAL();
             if (cli_parse_u64(CMD, name, v, &o->seed)) return 2;
+        } else if (IS("--shift")) {
+            VAL();
+            c->shift = v;
+        } else if (IS("--shift-seed")) {
+            VAL();
+            if (cli_parse_u64(CMD, name, v, &o->shift_seed)) return 2;
+            c->has_shift_seed = true;
         } else if (IS("--threads")) {
             uint32_t th;
             VAL();
@@ -272,11 +288,7 @@ static int load_fit(const gen_cli *c, ms_gen_profile **prof, ms_trace **tr) {
     *prof = NULL;
     *tr = NULL;
     struct stat st;
-    if (stat(c->fit, &st) != 0) {
-        ms_error_set(&err, MS_E_IO, "%s: cannot open: %s", c->fit, strerror(errno));
-        return cli_fail(CMD, &err);
-    }
-    if (S_ISREG(st.st_mode) && (ends_with(c->fit, ".csv") || ends_with(c->fit, ".CSV"))) {
+    if (stat(c->fit, &st) == 0 && S_ISREG(st.st_mode) && (ends_with(c->fit, ".csv") || ends_with(c->fit, ".CSV"))) {
         ms_loads *l = NULL;
         if (ms_loads_read_csv(c->fit, &l, &err) != MS_OK) return cli_fail(CMD, &err);
         if (c->has_experts && c->experts != l->n_experts) {
@@ -289,16 +301,10 @@ static int load_fit(const gen_cli *c, ms_gen_profile **prof, ms_trace **tr) {
         ms_loads_free(l);
         return s == MS_OK ? 0 : cli_fail(CMD, &err);
     }
-    ms_trace_load_opts lo = {0};
-    lo.n_experts = c->has_experts ? c->experts : 0;
-    cli_progress pr;
-    cli_progress_init(&pr, "reading", c->progress_mode);
-    lo.progress = cli_progress_fn;
-    lo.progress_ctx = &pr;
-    const char *paths[1] = {c->fit};
-    ms_status s = ms_trace_load(paths, 1, &lo, tr, &err);
-    cli_progress_done(&pr);
-    if (s != MS_OK) return cli_fail(CMD, &err);
+    cli_trace_opts to = {.n_experts = c->has_experts ? c->experts : 0, .progress = c->progress_mode};
+    char *paths[1] = {(char *)c->fit};
+    int rc = cli_load_trace(CMD, paths, 1, &to, tr);
+    if (rc) return rc;
     if (ms_gen_profile_from_trace(*tr, prof, &err) != MS_OK) {
         ms_trace_free(*tr);
         *tr = NULL;
@@ -335,6 +341,31 @@ static int resolve_shape(const gen_cli *c, const ms_gen_profile *prof, ms_gen_op
     if (c->has_groups) o->n_groups = c->groups;
     if (c->has_topk_groups) o->topk_groups = c->topk_groups;
     if (o->n_groups > 1 && !c->has_topk_groups && !c->model) o->topk_groups = o->n_groups;
+    return 0;
+}
+
+/* --shift N or P% (of the requests, rounded down) into o->shift_request,
+ * which must leave requests on both sides. */
+static int parse_shift(const char *v, ms_gen_opts *o) {
+    size_t n = strlen(v);
+    uint64_t at;
+    if (n > 1 && v[n - 1] == '%') {
+        char num[64];
+        double pct;
+        if (n - 1 >= sizeof num) return cli_usage(CMD, "--shift expects N or P%%, got '%s'", v);
+        memcpy(num, v, n - 1);
+        num[n - 1] = '\0';
+        if (cli_parse_double(CMD, "--shift", num, &pct)) return 2;
+        if (!(pct > 0 && pct < 100)) return cli_usage(CMD, "--shift %s: the percentage must lie in (0, 100)", v);
+        at = (uint64_t)(pct / 100.0 * (double)o->n_requests);
+    } else if (cli_parse_u64(CMD, "--shift", v, &at)) {
+        return 2;
+    }
+    if (at == 0 || at >= o->n_requests)
+        return cli_usage(CMD, "--shift %s: the shift must fall after request 0 and before the last of %llu "
+                         "requests (1..%llu)", v, (unsigned long long)o->n_requests,
+                         (unsigned long long)o->n_requests - 1);
+    o->shift_request = at;
     return 0;
 }
 
@@ -407,6 +438,12 @@ int cmd_gen(int argc, char **argv) {
         o.n_requests = prof->n_requests;
     }
     o.lengths_from_profile = prof && prof->n_requests > 0 && !c.has_lengths;
+    if (c.shift && (rc = parse_shift(c.shift, &o)) != 0) goto out;
+    if (c.shift && !c.has_shift_seed) o.shift_seed = o.seed;
+    if (!c.shift && c.has_shift_seed) {
+        rc = cli_usage(CMD, "--shift-seed needs --shift");
+        goto out;
+    }
     if (ms_gen_opts_check(&o, &err) != MS_OK) {
         rc = cli_fail(CMD, &err);
         goto out;
@@ -488,6 +525,11 @@ int cmd_gen(int argc, char **argv) {
         json_object_set_new(j, "topk_groups", json_integer(o.topk_groups));
         json_object_set_new(j, "skew", json_string(skew));
         json_object_set_new(j, "seed", json_integer((json_int_t)o.seed));
+        if (o.shift_request) {
+            json_object_set_new(j, "shift_request", json_integer((json_int_t)o.shift_request));
+            json_object_set_new(j, "shift_token", json_integer((json_int_t)t->tok_offset[o.shift_request]));
+            json_object_set_new(j, "shift_seed", json_integer((json_int_t)o.shift_seed));
+        }
         json_object_set_new(j, "compress", json_boolean(c.compress));
         json_object_set_new(j, "files", json_integer((json_int_t)files));
         json_object_set_new(j, "bytes", json_integer((json_int_t)bytes));
@@ -510,6 +552,9 @@ int cmd_gen(int argc, char **argv) {
                (unsigned long long)prompt, (unsigned long long)output, L, t->n_experts, t->top_k, t->n_ranked,
                o.n_groups, o.topk_groups, skew, (unsigned long long)o.seed, c.compress ? 1 : 0,
                (unsigned long long)files, (unsigned long long)bytes, digest);
+        if (o.shift_request)
+            printf("shift_request,%llu\nshift_token,%llu\nshift_seed,%llu\n", (unsigned long long)o.shift_request,
+                   (unsigned long long)t->tok_offset[o.shift_request], (unsigned long long)o.shift_seed);
     } else {
         double lo, hi, mean;
         printf("wrote %llu requests (%llu tokens: %llu prompt, %llu output) to %s\n",
@@ -520,6 +565,10 @@ int cmd_gen(int argc, char **argv) {
         if (t->n_ranked) printf(", %u ranked", t->n_ranked);
         printf("\n  router    skew %s, %u topics x %.2g, drift %.3g per %u tokens, seed %llu\n", skew,
                o.n_topics, o.topic_strength, o.drift, o.drift_window, (unsigned long long)o.seed);
+        if (o.shift_request)
+            printf("  shift     popularity permuted from request %llu (token %llu) on, shift seed %llu\n",
+                   (unsigned long long)o.shift_request, (unsigned long long)t->tok_offset[o.shift_request],
+                   (unsigned long long)o.shift_seed);
         range(mm, L, &lo, &hi, &mean);
         printf("  max/mean  %.2f .. %.2f per layer (mean %.2f)", lo, hi, mean);
         if (prof) {

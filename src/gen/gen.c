@@ -339,6 +339,10 @@ ms_status ms_gen_opts_check(const ms_gen_opts *o, ms_error *err) {
         return ms_error_set(err, MS_E_INPUT, "topic strength must be 0..20 and topic switch 0..1");
     if (bad_num(o->drift, 0, 10)) return ms_error_set(err, MS_E_INPUT, "drift must be 0..10");
     if (o->drift > 0 && o->drift_window == 0) return ms_error_set(err, MS_E_INPUT, "drift window must be positive");
+    if (o->shift_request >= o->n_requests)
+        return ms_error_set(err, MS_E_INPUT, "shift at request %llu: there are only %llu requests (0..%llu)",
+                            (unsigned long long)o->shift_request, (unsigned long long)o->n_requests,
+                            (unsigned long long)o->n_requests - 1);
     return MS_OK;
 }
 
@@ -606,8 +610,9 @@ static ms_status gen_layer(const layer_job *j, uint32_t l, ms_error *err) {
     double *tmp = ms_alloc_array((size_t)E + Es, sizeof *tmp, err);
     uint64_t *perm = ms_alloc_array(E, sizeof *perm, err);
     uint8_t *cluster = ms_calloc_array(E, 1, err);
+    uint32_t *shift_perm = o->shift_request ? ms_alloc_array(E, sizeof *shift_perm, err) : NULL;
     ms_status st = MS_E_NOMEM;
-    if (!logw || !tgt || !tmp || !perm || !cluster) goto done;
+    if (!logw || !tgt || !tmp || !perm || !cluster || (o->shift_request && !shift_perm)) goto done;
 
     gen_layer_cfg c = {0};
     c.n_experts = E;
@@ -639,6 +644,11 @@ static ms_status gen_layer(const layer_job *j, uint32_t l, ms_error *err) {
         skew_weights(o, &r, logw, perm);
     }
     ms_trace *t = j->t;
+    if (shift_perm) {
+        ms_trace_draw_permutation(o->shift_seed, l, E, shift_perm);
+        c.shift_perm = shift_perm;
+        c.shift_token = t->tok_offset[o->shift_request];
+    }
     st = gen_route_layer(&c, logw, j->topics, t->n_tokens, gen_seed_mix(o->seed, 4, l),
                          t->experts + (size_t)l * t->n_tokens * t->top_k,
                          t->ranked ? t->ranked + (size_t)l * t->n_tokens * t->n_ranked : NULL, NULL, err);
@@ -648,6 +658,7 @@ done:
     ms_free(tmp);
     ms_free(perm);
     ms_free(cluster);
+    ms_free(shift_perm);
     return st;
 }
 

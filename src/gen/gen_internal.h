@@ -22,6 +22,9 @@ typedef struct gen_layer_cfg {
     const float *gumbel;                  /* [GEN_GUMBEL_N] Gumbel quantiles (grouped routing) */
     double drift;                         /* 0: none */
     uint32_t drift_window;
+    const uint32_t *shift_perm;           /* NULL: no shift; else from token shift_token on, expert
+                                           * shift_perm[e] takes e's log weight, drift and cluster */
+    uint64_t shift_token;
     bool force_scalar;                    /* tests: skip the SIMD path (same output) */
 } gen_layer_cfg;
 
@@ -33,7 +36,8 @@ uint64_t gen_seed_mix(uint64_t seed, uint64_t a, uint64_t b);
 
 /* Routes tokens 0..n_tokens-1 (topic of token t: topics[t] < n_topics)
  * through one layer with log weights logw[n_experts] (-INFINITY = never
- * chosen unless nothing else is left). Writes, for each token, top_k ids to
+ * chosen unless nothing else is left), relabelled by c->shift_perm from
+ * c->shift_token on (the tokens before it are routed as without a shift). Writes, for each token, top_k ids to
  * out_k[t * top_k ..] (if not NULL) and n_ranked ids in rank order to
  * out_r[t * n_ranked ..] (if not NULL), and adds the top_k choices to
  * counts[n_experts] (if not NULL). Draws from a stream seeded by `seed` only.

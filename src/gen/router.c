@@ -86,6 +86,10 @@ typedef struct router {
     uint16_t slot[17];  /* ranks of up to 16 candidates */
     int32_t k32[16], i32[16];
     uint16_t *choice;   /* [R] this token's choices */
+    const uint8_t *cluster; /* [E] cluster of each expert: c->cluster, after a shift shift_cluster */
+    double *shift_w;    /* [E] log weights after the shift (with c->shift_perm) */
+    double *shift_tmp;  /* [E] */
+    uint8_t *shift_cluster; /* [E] */
 } router;
 
 static void router_free(router *r) {
@@ -110,6 +114,9 @@ static void router_free(router *r) {
     ms_free(r->bk);
     ms_free(r->bi);
     ms_free(r->choice);
+    ms_free(r->shift_w);
+    ms_free(r->shift_tmp);
+    ms_free(r->shift_cluster);
     memset(r, 0, sizeof *r);
 }
 
@@ -129,6 +136,13 @@ static ms_status router_init(router *r, const gen_layer_cfg *c, ms_error *err) {
     r->bi = ms_alloc_array(r->R, sizeof *r->bi, err);
     r->choice = ms_alloc_array(r->R, sizeof *r->choice, err);
     bool ok = r->base && r->drift && r->mark && r->bk && r->bi && r->choice;
+    r->cluster = c->cluster;
+    if (c->shift_perm) {
+        r->shift_w = ms_alloc_array(r->E, sizeof *r->shift_w, err);
+        r->shift_tmp = ms_alloc_array(r->E, sizeof *r->shift_tmp, err);
+        r->shift_cluster = ms_calloc_array(r->E, 1, err);
+        ok = ok && r->shift_w && r->shift_tmp && r->shift_cluster;
+    }
     if (r->grouped) {
         r->wf = ms_alloc_array(ce, sizeof *r->wf, err);
         r->score = ms_alloc_array(r->E, sizeof *r->score, err);
@@ -217,13 +231,13 @@ static void router_rebuild(router *r, const double *logw) {
             float *w = r->wf + (size_t)c * E; /* transposed: see route_grouped */
             uint32_t G = r->c->n_groups, gs = E / G;
             for (uint32_t e = 0; e < E; e++) {
-                double x = r->base[e] - m + (C > 1 && r->c->cluster[e] == c ? beta : 0.0);
+                double x = r->base[e] - m + (C > 1 && r->cluster[e] == c ? beta : 0.0);
                 w[(size_t)(e % gs) * G + e / gs] = isinf(x) ? -INFINITY : (float)x;
             }
         } else {
             double *p = r->p + (size_t)c * E, sum = 0;
             for (uint32_t e = 0; e < E; e++) {
-                double x = r->base[e] - m + (C > 1 && r->c->cluster[e] == c ? beta : 0.0);
+                double x = r->base[e] - m + (C > 1 && r->cluster[e] == c ? beta : 0.0);
                 p[e] = isinf(x) ? 0.0 : exp(x);
                 sum += p[e];
             }
@@ -231,6 +245,21 @@ static void router_rebuild(router *r, const double *logw) {
             build_alias(r, p, r->thr + (size_t)c * E, r->alias + (size_t)c * E);
         }
     }
+}
+
+/* The shift: expert perm[e] takes over e's log weight, drift and cluster;
+ * returns the log weights to route with from now on. */
+static const double *router_shift(router *r, const double *logw) {
+    const uint32_t *perm = r->c->shift_perm;
+    for (uint32_t e = 0; e < r->E; e++) {
+        r->shift_w[perm[e]] = logw[e];
+        r->shift_tmp[perm[e]] = r->drift[e];
+        if (r->C > 1) r->shift_cluster[perm[e]] = r->cluster[e];
+    }
+    memcpy(r->drift, r->shift_tmp, r->E * sizeof *r->drift);
+    r->cluster = r->shift_cluster;
+    router_rebuild(r, r->shift_w);
+    return r->shift_w;
 }
 
 static void router_drift_step(router *r, ms_rng *drng) {
@@ -559,11 +588,13 @@ ms_status gen_route_layer(const gen_layer_cfg *c, const double *logw, const uint
     router_rebuild(&r, logw);
     uint32_t K = r.K, R = r.R;
     bool drift = c->drift > 0 && c->drift_window > 0;
+    const double *w = logw;
     for (uint64_t t = 0; t < n_tokens; t++) {
         if (drift && t > 0 && t % c->drift_window == 0) {
             router_drift_step(&r, &drng);
-            router_rebuild(&r, logw);
+            router_rebuild(&r, w);
         }
+        if (c->shift_perm && t == c->shift_token) w = router_shift(&r, w);
         uint32_t topic = r.C > 1 ? topics[t] : 0;
         if (r.grouped) {
 #if defined(GEN_SIMD)
@@ -591,6 +622,7 @@ ms_status gen_fit_layer(const gen_layer_cfg *c, const double *target, uint32_t i
     gen_layer_cfg nodrift = *c;
     nodrift.drift = 0;
     nodrift.n_ranked = c->top_k;
+    nodrift.shift_perm = NULL;
     double *s = ms_alloc_array(E, sizeof *s, err);
     uint64_t *counts = ms_alloc_array(E, sizeof *counts, err);
     if (!s || !counts) {

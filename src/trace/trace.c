@@ -199,6 +199,120 @@ ms_status ms_trace_split(const ms_trace *t, double train_fraction, uint64_t seed
     return st;
 }
 
+/* ------------------------------------------------- shift: concat, permute */
+
+/* Copies what describes t's requests (offsets, lengths, ids, provenance)
+ * into s, which has t's request and token counts. */
+static void copy_requests(const ms_trace *t, ms_trace *s, uint64_t req0, uint64_t tok0) {
+    for (uint64_t r = 0; r < t->n_requests; r++) {
+        s->tok_offset[req0 + r] = tok0 + t->tok_offset[r];
+        s->n_prompt[req0 + r] = t->n_prompt[r];
+        s->n_output[req0 + r] = t->n_output[r];
+        s->request_id[req0 + r] = t->request_id[r];
+    }
+    s->tok_offset[req0 + t->n_requests] = tok0 + t->n_tokens;
+    s->source_bytes += t->source_bytes;
+    s->n_short_rows += t->n_short_rows;
+}
+
+ms_status ms_trace_concat(const ms_trace *a, const ms_trace *b, ms_trace **out, ms_error *err) {
+    *out = NULL;
+    if (a->n_layers != b->n_layers)
+        return ms_error_set(err, MS_E_INPUT, "cannot concatenate traces that differ in layers: %u (%s) vs %u (%s)",
+                            a->n_layers, a->label, b->n_layers, b->label);
+    if (a->top_k != b->top_k)
+        return ms_error_set(err, MS_E_INPUT, "cannot concatenate traces that differ in top_k: %u (%s) vs %u (%s)",
+                            a->top_k, a->label, b->top_k, b->label);
+    if (a->n_requests > UINT64_MAX - b->n_requests || a->n_tokens > UINT64_MAX - b->n_tokens)
+        return ms_error_set(err, MS_E_NOMEM, "concatenation of %s and %s is too large", a->label, b->label);
+    uint32_t E = a->n_experts > b->n_experts ? a->n_experts : b->n_experts;
+    uint32_t R = a->n_ranked == b->n_ranked ? a->n_ranked : 0;
+    uint64_t T = a->n_tokens + b->n_tokens;
+    ms_trace *s;
+    ms_status st = ms_trace_new(a->n_layers, E, a->top_k, R, a->n_requests + b->n_requests, T, &s, err);
+    if (st != MS_OK) return st;
+    copy_requests(a, s, 0, 0);
+    copy_requests(b, s, a->n_requests, a->n_tokens);
+    uint32_t K = a->top_k;
+    for (uint32_t l = 0; l < a->n_layers; l++) {
+        memcpy(s->experts + (size_t)l * T * K, a->experts + (size_t)l * a->n_tokens * K,
+               a->n_tokens * K * sizeof(uint16_t));
+        memcpy(s->experts + ((size_t)l * T + a->n_tokens) * K, b->experts + (size_t)l * b->n_tokens * K,
+               b->n_tokens * K * sizeof(uint16_t));
+        if (!R) continue;
+        memcpy(s->ranked + (size_t)l * T * R, a->ranked + (size_t)l * a->n_tokens * R,
+               a->n_tokens * R * sizeof(uint16_t));
+        memcpy(s->ranked + ((size_t)l * T + a->n_tokens) * R, b->ranked + (size_t)l * b->n_tokens * R,
+               b->n_tokens * R * sizeof(uint16_t));
+    }
+    memcpy(s->source_dtype, a->source_dtype, sizeof s->source_dtype);
+    size_t cap = sizeof s->label - 1, n = strlen(a->label), lb = strlen(b->label);
+    if (n > cap) n = cap;
+    memcpy(s->label, a->label, n);
+    if (n < cap) s->label[n++] = '+';
+    if (lb > cap - n) lb = cap - n;
+    memcpy(s->label + n, b->label, lb);
+    s->label[n + lb] = '\0';
+    st = ms_trace_finish(s, err);
+    if (st != MS_OK) {
+        ms_trace_free(s);
+        return st;
+    }
+    *out = s;
+    return MS_OK;
+}
+
+void ms_trace_draw_permutation(uint64_t seed, uint32_t layer, uint32_t n_experts, uint32_t *perm) {
+    uint64_t h = ms_fnv1a(MS_FNV_OFFSET, &seed, sizeof seed);
+    ms_rng r;
+    ms_rng_seed(&r, ms_fnv1a(h, &layer, sizeof layer));
+    for (uint32_t e = 0; e < n_experts; e++) perm[e] = e;
+    for (uint32_t i = n_experts; i > 1; i--) {
+        uint32_t j = (uint32_t)ms_rng_below(&r, i), x = perm[i - 1];
+        perm[i - 1] = perm[j];
+        perm[j] = x;
+    }
+}
+
+ms_status ms_trace_permute_experts(const ms_trace *t, uint64_t seed, ms_trace **out, ms_error *err) {
+    *out = NULL;
+    uint32_t E = t->n_experts, K = t->top_k, R = t->n_ranked;
+    uint32_t *perm = ms_alloc_array(E, sizeof *perm, err);
+    if (!perm) return MS_E_NOMEM;
+    ms_trace *s;
+    ms_status st = ms_trace_new(t->n_layers, E, K, R, t->n_requests, t->n_tokens, &s, err);
+    if (st != MS_OK) {
+        ms_free(perm);
+        return st;
+    }
+    copy_requests(t, s, 0, 0);
+    size_t nk = (size_t)t->n_tokens * K, nr = (size_t)t->n_tokens * R;
+    for (uint32_t l = 0; l < t->n_layers; l++) {
+        ms_trace_draw_permutation(seed, l, E, perm);
+        const uint16_t *x = t->experts + (size_t)l * nk;
+        uint16_t *y = s->experts + (size_t)l * nk;
+        for (size_t i = 0; i < nk; i++) y[i] = (uint16_t)perm[x[i]];
+        if (!R) continue;
+        x = t->ranked + (size_t)l * nr;
+        y = s->ranked + (size_t)l * nr;
+        for (size_t i = 0; i < nr; i++) y[i] = (uint16_t)perm[x[i]];
+    }
+    ms_free(perm);
+    memcpy(s->source_dtype, t->source_dtype, sizeof s->source_dtype);
+    char suffix[32];
+    int ns = snprintf(suffix, sizeof suffix, "@permute=%llu", (unsigned long long)seed);
+    size_t ll = strlen(t->label), cap = sizeof s->label - 1 - (size_t)ns;
+    memcpy(s->label, t->label, ll < cap ? ll : cap);
+    memcpy(s->label + (ll < cap ? ll : cap), suffix, (size_t)ns + 1);
+    st = ms_trace_finish(s, err);
+    if (st != MS_OK) {
+        ms_trace_free(s);
+        return st;
+    }
+    *out = s;
+    return MS_OK;
+}
+
 /* ----------------------------------------------------------- loading */
 
 typedef struct file_list {
