@@ -349,6 +349,7 @@ static int resolve_shape(const gen_cli *c, const ms_gen_profile *prof, ms_gen_op
 static int parse_shift(const char *v, ms_gen_opts *o) {
     size_t n = strlen(v);
     uint64_t at;
+    if (o->n_requests < 2) return cli_usage(CMD, "--shift needs at least 2 requests");
     if (n > 1 && v[n - 1] == '%') {
         char num[64];
         double pct;
@@ -362,9 +363,8 @@ static int parse_shift(const char *v, ms_gen_opts *o) {
         return 2;
     }
     if (at == 0 || at >= o->n_requests)
-        return cli_usage(CMD, "--shift %s: the shift must fall after request 0 and before the last of %llu "
-                         "requests (1..%llu)", v, (unsigned long long)o->n_requests,
-                         (unsigned long long)o->n_requests - 1);
+        return cli_usage(CMD, "--shift %s: the shift needs requests on both sides: request 1..%llu of %llu", v,
+                         (unsigned long long)o->n_requests - 1, (unsigned long long)o->n_requests);
     o->shift_request = at;
     return 0;
 }
