@@ -8,6 +8,7 @@
  * decision. */
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "bench.h"
 #include "moesim/online.h"
@@ -17,6 +18,8 @@ typedef struct online_case {
     const ms_placement *cur;
     const ms_loads *loads;     /* n_logical columns */
     const ms_loads *routed;    /* routed columns, for EPLB */
+    const ms_loads *var;       /* per-step variances, or NULL */
+    double z;
     const ms_hw_preset *hw;
     uint32_t moves;
     int eplb;
@@ -50,7 +53,7 @@ static void run_decision(void *ctx) {
     if (c->eplb) {
         q = eplb(c->routed, c->loads->w[256], &c->st);
     } else {
-        c->st = ms_replay_incremental(c->cur, c->loads, c->moves, &q, &c->copies, &err);
+        c->st = ms_replay_incremental(c->cur, c->loads, c->var, c->z, c->moves, &q, &c->copies, &err);
     }
     if (q) {
         c->after = ms_placement_expected_max(q, c->loads);
@@ -98,21 +101,29 @@ int bench_online(void) {
     if (st != MS_OK || ms_hw_preset_load("h100-sxm", &hw, &err) != MS_OK) return 1;
     printf("expected max device load (sum over 58 layers), in service on its own loads: %.0f; after the shift: %.0f\n",
            ms_placement_expected_max(cur, before), ms_placement_expected_max(cur, after));
+    /* per-step variances as a Poisson count has them (= the mean) */
+    ms_loads *var = NULL;
+    if (ms_loads_new(L, E + 1, &var, &err) != MS_OK) return 1;
+    memcpy(var->w, after->w, (size_t)L * (E + 1) * sizeof *var->w);
+    const double z = sqrt(2.0 * log(128.0));
     struct {
         const char *label;
         uint32_t moves;
-        int eplb, reps;
+        int eplb, reps, with_var;
     } cases[] = {
-        {"incremental decision, 64 copies", 64, 0, 20},
-        {"incremental decision, 256 copies", 256, 0, 10},
-        {"incremental decision, 1024 copies", 1024, 0, 5},
-        {"incremental decision, 4096 copies", 4096, 0, 2},
-        {"incremental decision, unlimited (to its local optimum)", 58 * 384, 0, 1},
-        {"periodic-eplb decision (full EPLB)", 0, 1, 20},
+        {"incremental decision, 64 copies", 64, 0, 20, 0},
+        {"incremental decision, 64 copies, variance-aware (z = sqrt(2 ln 128))", 64, 0, 20, 1},
+        {"incremental decision, 256 copies", 256, 0, 10, 0},
+        {"incremental decision, 1024 copies", 1024, 0, 5, 0},
+        {"incremental decision, 1024 copies, variance-aware", 1024, 0, 5, 1},
+        {"incremental decision, 4096 copies", 4096, 0, 2, 0},
+        {"incremental decision, unlimited (to its local optimum)", 58 * 384, 0, 1, 0},
+        {"periodic-eplb decision (full EPLB)", 0, 1, 20, 0},
     };
     int rc = 0;
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        online_case c = {cur, after, after_routed, &hw, cases[k].moves, cases[k].eplb, MS_OK, 0, {0}, 0};
+        online_case c = {cur, after, after_routed, cases[k].with_var ? var : NULL, z, &hw, cases[k].moves,
+                         cases[k].eplb, MS_OK, 0, {0}, 0};
         double best = bench_best_of(cases[k].reps, run_decision, &c);
         if (c.st != MS_OK) {
             printf("%s: failed (%s)\n", cases[k].label, ms_status_name(c.st));
@@ -124,9 +135,10 @@ int bench_online(void) {
                cases[k].label, best * 1e3, c.after, c.cost.moved, c.cost.moved_inter, c.cost.bytes / 1e9,
                c.cost.copy_us / 1e3);
     }
-    online_case c = {cur, after, after_routed, &hw, 0, 0, MS_OK, 0, {0}, 0};
+    online_case c = {cur, after, after_routed, NULL, 0, &hw, 0, 0, MS_OK, 0, {0}, 0};
     printf("migration pricing alone (58 layers x 384 slots): %.3f ms\n", bench_best_of(50, run_price, &c) * 1e3);
     ms_placement_free(cur);
+    ms_loads_free(var);
     ms_loads_free(before);
     ms_loads_free(after);
     ms_loads_free(before_routed);

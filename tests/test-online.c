@@ -223,10 +223,39 @@ static void test_migration_by_hand(void **state) {
     ms_placement_free(other);
 }
 
+/* Sum over layers of the largest device value mean + z sqrt(variance), each
+ * expert's mean and variance split over its replicas (var NULL: z = 0):
+ * the incremental search's objective, computed here from scratch. */
+static double value_of(const ms_placement *q, const ms_loads *mean, const ms_loads *var, double z) {
+    double sum = 0;
+    const uint32_t spd = q->cluster.slots_per_device, D = ms_cluster_devices(&q->cluster);
+    for (uint32_t l = 0; l < q->n_layers; l++) {
+        double mu[64] = {0}, vr[64] = {0}, best = 0;
+        for (uint32_t s = 0; s < q->n_phys; s++) {
+            int32_t e = q->phy2log[(size_t)l * q->n_phys + s];
+            if (e < 0 || (uint32_t)e >= mean->n_experts) continue;
+            double n = q->logcnt[(size_t)l * q->n_logical + (uint32_t)e];
+            mu[s / spd] += mean->w[(size_t)l * mean->n_experts + (uint32_t)e] / n;
+            if (var) vr[s / spd] += var->w[(size_t)l * var->n_experts + (uint32_t)e] / (n * n);
+        }
+        for (uint32_t d = 0; d < D; d++) {
+            double v = mu[d] + (var ? z * sqrt(vr[d]) : 0);
+            if (v > best) best = v;
+        }
+        sum += best;
+    }
+    return sum;
+}
+
+typedef struct objective {
+    const ms_loads *mean, *var;
+    double z;
+} objective;
+
 /* q = p with slot s holding e and, when x is a slot, x emptied; its
- * expected maximum, or INFINITY when that is not a placement (an expert
- * lost its last replica). */
-static double variant(const ms_placement *p, ms_placement *q, const ms_loads *l, uint32_t s, int32_t e, int64_t x) {
+ * objective, or INFINITY when that is not a placement (an expert lost its
+ * last replica). */
+static double variant(const ms_placement *p, ms_placement *q, const objective *l, uint32_t s, int32_t e, int64_t x) {
     ms_error err = {0};
     memcpy(q->phy2log, p->phy2log, p->n_phys * sizeof(int32_t));
     q->phy2log[s] = e;
@@ -237,15 +266,15 @@ static double variant(const ms_placement *p, ms_placement *q, const ms_loads *l,
     q->logcnt = NULL;
     assert_int_equal(ms_placement_index(q, &err), MS_OK);
     if (ms_placement_check(q, &err) != MS_OK) return INFINITY;
-    return ms_placement_expected_max(q, l);
+    return value_of(q, l->mean, l->var, l->z);
 }
 
 /* Every placement one copy away from p - a slot (not the shared expert's)
  * takes an expert its device does not hold, the slot's old expert keeping a
  * replica elsewhere; or a replica moves into an empty slot of a device
  * without it - and the best expected maximum among them and p. */
-static double brute_one_copy(const ms_placement *p, const ms_loads *l) {
-    double best = ms_placement_expected_max(p, l);
+static double brute_one_copy(const ms_placement *p, const objective *l) {
+    double best = value_of(p, l->mean, l->var, l->z);
     const uint32_t spd = p->cluster.slots_per_device;
     const int32_t sh = p->has_shared ? (int32_t)p->n_routed : -2;
     ms_placement *q = NULL;
@@ -273,12 +302,27 @@ static double brute_one_copy(const ms_placement *p, const ms_loads *l) {
     return best;
 }
 
+/* The largest load per replica of a routed expert (EPLB's count objective)
+ * plus a fraction for how many experts share it, so that a repair of one of
+ * several tied experts shows as a decrease. */
+static double max_share(const ms_placement *q, const ms_loads *l) {
+    double m = 0;
+    int ties = 0;
+    for (uint32_t e = 0; e < q->n_routed; e++) {
+        double v = l->w[e] / q->logcnt[e];
+        if (v > m + 1e-12) m = v, ties = 1;
+        else if (v > m - 1e-12) ties++;
+    }
+    return m + 1e-6 * ties;
+}
+
 static void test_incremental(void **state) {
     (void)state;
+    int count_moves = 0;
     ms_rng rng;
     ms_rng_seed(&rng, 7);
     ms_error err = {0};
-    for (int trial = 0; trial < 40; trial++) {
+    for (int trial = 0; trial < 150; trial++) {
         /* 2 x 3 devices, 2 slots, 8 routed experts (+ shared in odd trials), some slots empty */
         bool shared = trial % 2;
         ms_cluster c = {2, 3, 2};
@@ -306,21 +350,47 @@ static void test_incremental(void **state) {
         /* K = 0: the same placement */
         ms_placement *q = NULL;
         uint32_t copies = 99;
-        assert_int_equal(ms_replay_incremental(p, l, 0, &q, &copies, &err), MS_OK);
+        assert_int_equal(ms_replay_incremental(p, l, NULL, 0, 0, &q, &copies, &err), MS_OK);
         assert_int_equal(copies, 0);
         assert_memory_equal(q->phy2log, p->phy2log, p->n_phys * sizeof(int32_t));
         ms_placement_free(q);
-        /* K = 1: as good as the best single copy found by brute force */
-        assert_int_equal(ms_replay_incremental(p, l, 1, &q, &copies, &err), MS_OK);
+        /* K = 1: a replica-count repair (the largest share per replica drops and the
+         * objective does not rise), or, when there is none, as good as the best
+         * single copy found by brute force */
+        assert_int_equal(ms_replay_incremental(p, l, NULL, 0, 1, &q, &copies, &err), MS_OK);
         assert_true(copies <= 1);
-        double one = ms_placement_expected_max(q, l), brute = brute_one_copy(p, l);
-        NEAR(one, brute);
+        objective obj = {l, NULL, 0};
+        double one = ms_placement_expected_max(q, l), brute = brute_one_copy(p, &obj);
+        NEAR(one, value_of(q, l, NULL, 0));
+        if (max_share(q, l) < max_share(p, l) - 1e-12) {
+            count_moves++;
+            assert_true(one <= before + 1e-9);
+            assert_true(brute <= one + 1e-9);
+        } else {
+            NEAR(one, brute);
+        }
         ms_placement_free(q);
+        /* with per-step variances and z = 2: the same against brute force on that objective */
+        ms_loads *var = NULL;
+        assert_int_equal(ms_loads_new(1, p->n_logical, &var, &err), MS_OK);
+        for (uint32_t e = 0; e < p->n_logical; e++) var->w[e] = l->w[e] * (ms_rng_uniform(&rng) * 4);
+        assert_int_equal(ms_replay_incremental(p, l, var, 2.0, 1, &q, &copies, &err), MS_OK);
+        objective objv = {l, var, 2.0};
+        if (max_share(q, l) < max_share(p, l) - 1e-12)
+            assert_true(value_of(q, l, var, 2.0) <= value_of(p, l, var, 2.0) + 1e-9);
+        else
+            NEAR(value_of(q, l, var, 2.0), brute_one_copy(p, &objv));
+        ms_placement_free(q);
+        assert_int_equal(ms_replay_incremental(p, l, var, 2.0, 6, &q, &copies, &err), MS_OK);
+        assert_true(value_of(q, l, var, 2.0) <= value_of(p, l, var, 2.0) + 1e-9);
+        ms_placement_free(q);
+        assert_int_equal(ms_replay_incremental(p, l, var, -1, 6, &q, &copies, &err), MS_E_INPUT);
+        ms_loads_free(var);
         /* larger budgets: never worse, never more copies than allowed, the
          * copies are what the migration prices, the shared expert stays */
         double prev = one;
         for (uint32_t K = 2; K <= 8; K += 3) {
-            assert_int_equal(ms_replay_incremental(p, l, K, &q, &copies, &err), MS_OK);
+            assert_int_equal(ms_replay_incremental(p, l, NULL, 0, K, &q, &copies, &err), MS_OK);
             assert_true(copies <= K);
             double v = ms_placement_expected_max(q, l);
             assert_true(v <= before + 1e-9);
@@ -339,13 +409,14 @@ static void test_incremental(void **state) {
         ms_loads_free(l);
         ms_placement_free(p);
     }
+    assert_true(count_moves > 0 && count_moves < 150); /* both branches were exercised */
     /* loads of the wrong shape */
     const int32_t phy[4] = {0, 1, 2, 0};
     ms_placement *p = grid(2, 2, 1, 3, false, phy);
     ms_loads *l = NULL;
     assert_int_equal(ms_loads_new(1, 5, &l, &err), MS_OK);
     ms_placement *q = NULL;
-    assert_int_equal(ms_replay_incremental(p, l, 4, &q, NULL, &err), MS_E_INPUT);
+    assert_int_equal(ms_replay_incremental(p, l, NULL, 0, 4, &q, NULL, &err), MS_E_INPUT);
     ms_loads_free(l);
     ms_placement_free(p);
 }

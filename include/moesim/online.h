@@ -10,8 +10,11 @@
  *  - MS_REBALANCE_PERIODIC_EPLB: every `every` steps (or tokens) EPLB is run
  *    on the loads of the last `window` steps (tokens): a full re-placement;
  *  - MS_REBALANCE_INCREMENTAL: at each point at most max_moves replica
- *    copies, chosen greedily to cut the expected maximum device load the most
- *    per copy (ms_replay_incremental);
+ *    copies: first towards EPLB's replica counts (the most loaded replica
+ *    gains one from the expert that needs it least), then the moves that cut
+ *    the expected maximum device load (optionally plus z standard
+ *    deviations over the window's steps) the most per copy
+ *    (ms_replay_incremental);
  *  - MS_REBALANCE_ORACLE: with hindsight, for each interval between points,
  *    the placement among a candidate set (the one it holds, the initial one,
  *    EPLB and the incremental search on the interval's own loads, and the
@@ -118,23 +121,44 @@ typedef struct ms_migration_cost {
 ms_status ms_migration_price(const ms_placement *from, const ms_placement *to, double expert_bytes,
                              double shared_bytes, const ms_hw_preset *hw, ms_migration_cost *out, ms_error *err);
 
+/* Per-step moments of the loads of steps [a, b): mean and variance over the
+ * steps of each expert's count (population variance; shapes as
+ * ms_plan_loads, the shared column from the steps' token counts). Fails as
+ * ms_plan_loads. */
+ms_status ms_plan_load_moments(const ms_trace *t, const ms_batch_plan *plan, uint64_t a, uint64_t b,
+                               uint32_t n_routed, bool has_shared, ms_loads **mean, ms_loads **var, ms_error *err);
+
 /* The incremental re-placement: from cur (indexed), at most max_moves
- * replica copies, chosen one at a time: the move with the largest reduction
- * of the expected maximum device load on `loads` per copy, over every layer,
- * until no move reduces it or the budget is spent. Moves (the shared
- * expert's slots never change; a device never gets a second replica of one
- * expert):
+ * replica copies, in two phases sharing the budget. First the replica
+ * counts: while some layer's expert b with the largest load per replica can
+ * take a slot from an expert a with two or more replicas such that both end
+ * below b's current share (EPLB's counts minimise the largest share), the
+ * layer where that lowers the largest share the most gets it, in the slot of
+ * a whose re-purpose leaves the smallest largest device value, and only when
+ * that is no larger than the layer's current largest value. Then the local
+ * search: one move at a time, the move with the largest reduction per copy
+ * of the sum over layers of the largest device value, over every layer,
+ * until no move reduces it or the budget is spent. A device's value is
+ * mean + z x sqrt(variance) of its load per step with every expert's count
+ * split evenly over its replicas (means from `mean`, variances from `var`
+ * divided by replicas squared): with var NULL or z 0 it is the expected
+ * maximum device load of EPLB's measure; with the variances it also prefers
+ * replicas for experts whose count swings from step to step. Moves (the
+ * shared expert's slots never change; a device never gets a second replica
+ * of one expert; a slot is written at most once per decision):
  *  - swap: two slots on different devices exchange their experts (2 copies);
  *  - move: a replica goes to an empty slot of another device (1 copy);
  *  - re-purpose: a slot holding a replica of an expert with two or more (or
  *    an empty slot) takes another expert (1 copy).
- * Each candidate touches the busiest device of its layer. Deterministic.
- * *out is a new indexed placement (cur's metadata, algorithm "incremental");
- * *copies (may be NULL) receives the copies made. max_moves 0 returns a
- * copy of cur. Fails MS_E_INPUT when loads do not match cur (rows = layers,
- * columns n_routed or n_logical); MS_E_NOMEM. */
-ms_status ms_replay_incremental(const ms_placement *cur, const ms_loads *loads, uint32_t max_moves,
-                                ms_placement **out, uint32_t *copies, ms_error *err);
+ * Each candidate touches the device of the layer's largest value.
+ * Deterministic. *out is a new indexed placement (cur's metadata, algorithm
+ * "incremental"); *copies (may be NULL) receives the copies made (migration
+ * may price fewer when a later move undid part of an earlier one). max_moves
+ * 0 returns a copy of cur. Fails MS_E_INPUT when mean (or var) does not match
+ * cur (rows = layers, columns n_routed or n_logical) or z is negative or not
+ * finite; MS_E_NOMEM. */
+ms_status ms_replay_incremental(const ms_placement *cur, const ms_loads *mean, const ms_loads *var, double z,
+                                uint32_t max_moves, ms_placement **out, uint32_t *copies, ms_error *err);
 
 /* ------------------------------------------------------------ replay */
 
@@ -145,6 +169,8 @@ typedef struct ms_replay_opts {
     ms_span window;           /* a decision sees the last `window` steps / tokens before it
                                  (n 0 = the same as every; default) */
     uint32_t max_moves;       /* incremental: copies per decision (default 64) */
+    double variance_weight;   /* incremental: z of ms_replay_incremental, on the window's
+                                 per-step moments (default 0: the mean) */
     ms_migration migration;   /* default stall */
     uint32_t eplb_groups;     /* EPLB's expert groups (0 = global policy; default) */
     double expert_bytes;      /* weights of one routed expert in one layer (required, > 0) */

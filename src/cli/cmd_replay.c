@@ -47,6 +47,8 @@ static const char *usage_text =
     "  --window W          loads a decision looks at: the last W steps or tokens (default:\n"
     "                      the interval)\n"
     "  --max-moves LIST    incremental: copies per decision, comma-separated (default 64)\n"
+    "  --variance-weight Z incremental: a device counts as its mean load per step plus Z standard\n"
+    "                      deviations of it (default 0: the mean, EPLB's measure)\n"
     "  --migration M       stall (default): every device waits for the copies; overlap: the\n"
     "                      copies share the links with the all-to-all and the new placement\n"
     "                      serves once they finish\n"
@@ -87,11 +89,12 @@ typedef struct replay_cli {
     uint64_t after_request;
     const char *steps_csv;
     bool no_steps;
+    double variance_weight;
 } replay_cli;
 
 enum {
     R_REBALANCE = SIM_CLI_EXTRA_BASE, R_EVERY, R_WINDOW, R_MOVES, R_MIGRATION, R_GROUPS, R_INIT, R_AFTER, R_STEPS_CSV,
-    R_NO_STEPS
+    R_NO_STEPS, R_VARW
 };
 
 static const struct option replay_opts[] = {
@@ -100,7 +103,7 @@ static const struct option replay_opts[] = {
     {"migration", required_argument, 0, R_MIGRATION}, {"groups", required_argument, 0, R_GROUPS},
     {"init", required_argument, 0, R_INIT},           {"after-request", required_argument, 0, R_AFTER},
     {"steps-csv", required_argument, 0, R_STEPS_CSV}, {"no-steps", no_argument, 0, R_NO_STEPS},
-    {0, 0, 0, 0}};
+    {"variance-weight", required_argument, 0, R_VARW}, {0, 0, 0, 0}};
 
 static const char *CMD = "replay";
 
@@ -152,6 +155,10 @@ static int handle(void *ctx, int opt, const char *arg) {
     case R_AFTER: return cli_parse_u64(CMD, "--after-request", arg, &r->after_request);
     case R_STEPS_CSV: r->steps_csv = arg; return 0;
     case R_NO_STEPS: r->no_steps = true; return 0;
+    case R_VARW:
+        if (cli_parse_double(CMD, "--variance-weight", arg, &r->variance_weight)) return 2;
+        if (!(r->variance_weight >= 0)) return cli_usage(CMD, "--variance-weight must be >= 0");
+        return 0;
     }
     return cli_usage(CMD, "unknown option");
 }
@@ -373,6 +380,7 @@ int cmd_replay(int argc, char **argv) {
     replay_cli r;
     memset(&r, 0, sizeof r);
     r.after_request = UINT64_MAX;
+    r.variance_weight = 0;
     r.window.n = 0;
     sim_cli_extra extra = {replay_opts, handle, &r, true};
     sim_cli o;
@@ -434,6 +442,7 @@ int cmd_replay(int argc, char **argv) {
                                           : 0;
     base.hw = &in.hw;
     base.after_step = first_step_of(in.trace, in.plan, r.after_request);
+    base.variance_weight = r.variance_weight;
 
     /* the runs: static once; the others per interval (incremental per budget); the oracle last in its interval */
     int cap = 1 + r.n_every * (2 + r.n_moves);

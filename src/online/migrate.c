@@ -87,6 +87,52 @@ ms_status ms_plan_loads(const ms_trace *t, const ms_batch_plan *plan, uint64_t a
     return MS_OK;
 }
 
+ms_status ms_plan_load_moments(const ms_trace *t, const ms_batch_plan *plan, uint64_t a, uint64_t b,
+                               uint32_t n_routed, bool has_shared, ms_loads **mean, ms_loads **var, ms_error *err) {
+    *mean = *var = NULL;
+    ms_loads *step = NULL;
+    ms_status st = ms_plan_loads(t, plan, a, a + 1 <= b ? a + 1 : b, n_routed, has_shared, &step, err);
+    if (st != MS_OK) return st;
+    const uint32_t cols = step->n_experts, L = t->n_layers, k = t->top_k;
+    const size_t cells = (size_t)L * cols;
+    st = ms_loads_new(L, cols, mean, err);
+    if (st == MS_OK) st = ms_loads_new(L, cols, var, err);
+    if (st != MS_OK) {
+        ms_loads_free(step);
+        ms_loads_free(*mean);
+        *mean = NULL;
+        return st;
+    }
+    double *sum = (*mean)->w, *sq = (*var)->w, *cnt = step->w;
+    for (uint64_t s = a; s < b; s++) {
+        if (s > a) { /* the first step was counted by ms_plan_loads */
+            memset(cnt, 0, cells * sizeof *cnt);
+            const uint64_t p0 = plan->off[s], p1 = plan->off[s + 1];
+            for (uint32_t l = 0; l < L; l++) {
+                double *w = cnt + (size_t)l * cols;
+                const uint16_t *base = t->experts + (size_t)l * t->n_tokens * k;
+                for (uint64_t pos = p0; pos < p1; pos++) {
+                    const uint16_t *ids = base + (size_t)plan->tok[pos] * k;
+                    for (uint32_t j = 0; j < k; j++) w[ids[j]] += 1.0;
+                }
+                if (has_shared) w[n_routed] = (double)(p1 - p0);
+            }
+        }
+        for (size_t i = 0; i < cells; i++) {
+            sum[i] += cnt[i];
+            sq[i] += cnt[i] * cnt[i];
+        }
+    }
+    const double n = (double)(b - a);
+    for (size_t i = 0; i < cells; i++) {
+        sum[i] /= n;
+        double v = sq[i] / n - sum[i] * sum[i];
+        sq[i] = v > 0 ? v : 0;
+    }
+    ms_loads_free(step);
+    return MS_OK;
+}
+
 double ms_placement_expected_max(const ms_placement *p, const ms_loads *loads) {
     if (!loads || loads->n_layers != p->n_layers) return NAN;
     double sum = 0;

@@ -17,6 +17,7 @@ void ms_replay_opts_default(ms_replay_opts *o) {
     o->window.n = 0;
     o->window.unit = MS_SPAN_STEPS;
     o->max_moves = 64;
+    o->variance_weight = 0;
     o->migration = MS_MIGRATION_STALL;
     o->after_step = UINT64_MAX;
 }
@@ -40,6 +41,7 @@ typedef struct replay {
     uint64_t cap_events;
     uint32_t serving;        /* version serving now */
     double total_slots;      /* layers x slots: the incremental search's unlimited budget */
+    double z;                /* the incremental search's variance weight */
 } replay;
 
 static uint64_t plan_tokens(const ms_batch_plan *p, uint64_t a, uint64_t b) { return p->off[b] - p->off[a]; }
@@ -187,10 +189,15 @@ static ms_status decide_online(replay *r, uint64_t p, ms_placement **out, ms_rep
     if (st != MS_OK) return st;
     double t0 = ms_now();
     ms_placement *q = NULL;
-    if (r->o->policy == MS_REBALANCE_PERIODIC_EPLB)
+    if (r->o->policy == MS_REBALANCE_PERIODIC_EPLB) {
         st = decide_eplb(r, cur, loads, plan_tokens(r->plan, w0, p), &q, err);
-    else
-        st = ms_replay_incremental(cur, loads, r->o->max_moves, &q, NULL, err);
+    } else {
+        ms_loads *mean = NULL, *var = NULL;
+        st = ms_plan_load_moments(r->t, r->plan, w0, p, cur->n_routed, cur->has_shared, &mean, &var, err);
+        if (st == MS_OK) st = ms_replay_incremental(cur, mean, var, r->z, r->o->max_moves, &q, NULL, err);
+        ms_loads_free(mean);
+        ms_loads_free(var);
+    }
     ev->decide_us = (ms_now() - t0) * 1e6;
     if (st == MS_OK) {
         ev->expected_before = ms_placement_expected_max(cur, loads);
@@ -217,12 +224,16 @@ static ms_status decide_oracle(replay *r, uint64_t a, uint64_t b, ms_placement *
     uint32_t nc = 0;
     view[nc++] = cur;
     uint32_t unlimited = (uint32_t)(r->total_slots < UINT32_MAX ? r->total_slots : UINT32_MAX);
+    ms_loads *mean = NULL, *var = NULL;
     st = decide_eplb(r, cur, loads, plan_tokens(r->plan, a, b), &cand[1], err);
     if (st == MS_OK) view[nc++] = cand[1];
-    if (st == MS_OK) st = ms_replay_incremental(cur, loads, unlimited, &cand[2], NULL, err);
+    if (st == MS_OK) st = ms_plan_load_moments(r->t, r->plan, a, b, cur->n_routed, cur->has_shared, &mean, &var, err);
+    if (st == MS_OK) st = ms_replay_incremental(cur, mean, var, r->z, unlimited, &cand[2], NULL, err);
     if (st == MS_OK) view[nc++] = cand[2];
-    if (st == MS_OK) st = ms_replay_incremental(cand[1], loads, unlimited, &cand[3], NULL, err);
+    if (st == MS_OK) st = ms_replay_incremental(cand[1], mean, var, r->z, unlimited, &cand[3], NULL, err);
     if (st == MS_OK) view[nc++] = cand[3];
+    ms_loads_free(mean);
+    ms_loads_free(var);
     if (st == MS_OK) view[nc++] = r->res->versions[0]; /* the initial placement: never worse than static */
     for (uint32_t i = 0; st == MS_OK && i < r->o->n_rivals && nc < MAXC; i++) {
         const ms_replay_result *rv = r->o->rivals[i];
@@ -340,6 +351,8 @@ static void summarise(replay *r) {
 static ms_status check_inputs(const ms_trace *t, const ms_batch_plan *plan, const ms_placement *init,
                               const ms_sim_opts *sim, const ms_replay_opts *o, ms_error *err) {
     if (o->every.n == 0) return ms_error_set(err, MS_E_INPUT, "replay: --rebalance-every must be positive");
+    if (!(o->variance_weight >= 0) || !isfinite(o->variance_weight))
+        return ms_error_set(err, MS_E_INPUT, "replay: the variance weight must be >= 0");
     if (!(o->expert_bytes > 0)) return ms_error_set(err, MS_E_INPUT, "replay: expert bytes must be positive");
     if (!o->hw) return ms_error_set(err, MS_E_INPUT, "replay: a hardware preset is needed to price migration");
     if (sim->layer >= 0 || sim->batch_begin || sim->batch_end)
@@ -391,6 +404,7 @@ ms_status ms_replay_run(const ms_trace *t, const ms_batch_plan *plan, const ms_p
     if (st == MS_OK) {
         r.serving = 0;
         r.total_slots = (double)p0->n_layers * p0->n_phys;
+        r.z = o->variance_weight;
     }
     const uint64_t nb = plan->n_batches;
     const bool online = o->policy == MS_REBALANCE_PERIODIC_EPLB || o->policy == MS_REBALANCE_INCREMENTAL;
