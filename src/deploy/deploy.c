@@ -402,7 +402,8 @@ static ms_status energy(const ctx *c, mb u, double M, double wall, double tokens
         r->j_per_token = pr->energy_per_token_j;
         r->avg_w = pr->avg_w;
         /* peak: every GPU running its kernels, with its transfers spread over
-         * their whole duration (alongside the kernels when overlapped) */
+         * their whole duration (alongside the kernels when overlapped), each
+         * at most its TDP */
         const ms_energy_coeffs *ec = &c->hw->energy;
         double peak = 0;
         for (uint32_t s = 0; s < p->pp; s++) {
@@ -418,7 +419,7 @@ static ms_status energy(const ctx *c, mb u, double M, double wall, double tokens
                 double ek = ms_energy_dynamic_j(ec, c->m->precision, fl[dv], hb[dv], 0, 0);
                 double em = ms_energy_dynamic_j(ec, c->m->precision, 0, 0, nv[dv], nt[dv]);
                 double pk = tk > 0 ? ek / tk : 0, pc = tc > 0 ? em / tc : 0;
-                peak += ec->idle_w + (p->overlap ? pk + pc : fmax(pk, pc));
+                peak += fmin(ec->tdp_w, ec->idle_w + (p->overlap ? pk + pc : fmax(pk, pc))); /* a board limit */
             }
         }
         r->peak_w = peak;
