@@ -694,11 +694,16 @@ void ms_deploy_verdict(const ms_deploy_result *r, size_t n, char *buf, size_t le
         double sa = La->t_layer > 0 ? ta * (1 - a->bubble) / La->t_layer : 0;
         double sb = Lb->t_layer > 0 ? tb * (1 - b->bubble) / Lb->t_layer : 0;
         double d_k = Lb->t_kernels_mean * sb - La->t_kernels_mean * sa;
-        double d_i = (Lb->t_kernels - Lb->t_kernels_mean) * sb - (La->t_kernels - La->t_kernels_mean) * sa;
+        /* waiting on a hot GPU is a reason only where the runner-up has EP ranks to unbalance */
+        double d_i = b->plan.ep > 1 ? (Lb->t_kernels - Lb->t_kernels_mean) * sb - (La->t_kernels - La->t_kernels_mean) * sa
+                                    : -INFINITY;
         double d_c = (Lb->t_layer - Lb->t_kernels) * sb - (La->t_layer - La->t_kernels) * sa;
         double d_b = b->bubble * tb - a->bubble * ta;
         double mx = fmax(fmax(d_k, d_i), fmax(d_c, d_b));
-        if (ratio < 1.02) {
+        if (a->gpus != b->gpus) { /* per GPU-time reasons do not compare unequal hardware */
+            PUT(": per GPU, %s serves %.4g tokens/s and %s %.4g", a->plan.name, a->tokens_per_s / a->gpus,
+                b->plan.name, b->tokens_per_s / b->gpus);
+        } else if (ratio < 1.02) {
             PUT(": the two are within 2%%, both %s-bound", bound(La));
         } else if (mx == d_i) {
             PUT(": %s's hottest GPU carries %.3gx the mean expert load, so its MoE kernels take %.3g ms instead of "
