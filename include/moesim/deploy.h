@@ -259,20 +259,17 @@ const char *ms_ep_layout_name(ms_ep_layout l);
 /* MS_E_INPUT unless "contiguous" or "round-robin". */
 ms_status ms_ep_layout_parse(const char *s, ms_ep_layout *out, ms_error *err);
 
-/* Expert-load imbalance over `ranks` EP ranks measured on s's windows: the
+/* Expert-load imbalance over `ranks` EP ranks measured on trace t: the
  * experts placed on the ranks by layout (ms_place_run's contiguous or
- * round-robin on 1 x ranks devices), each window's per-layer rank loads
- * (token-expert assignments), and the mean over (window, layer) of max rank
- * load / mean rank load. ranks > experts means replicas of every expert
- * sharing its load: ranks must then be a multiple of the experts and the
- * measure is taken over the experts. Needs s computed with windows. Fails
- * MS_E_INPUT when ranks is 0, s has no windows, or ranks exceeds the experts
- * without being a multiple; MS_E_NOMEM. */
-ms_status ms_ep_imbalance_stats(const ms_stats *s, uint32_t ranks, ms_ep_layout layout, double *out, ms_error *err);
-
-/* The same from trace t (every row, in trace order) with windows of `window`
- * tokens; a window of 0 or of more tokens than t has is the whole trace.
- * Fails as above and as ms_stats_compute; MS_E_NOMEM. */
+ * round-robin on 1 x ranks devices); for each window of `window` consecutive
+ * rows (trace order; the last partial window dropped unless it is the only
+ * one; 0 or more rows than t has: the whole trace) and each layer, max rank
+ * load / mean rank load in token-expert assignments; the result is the mean
+ * over (window, layer). ranks > experts means replicas of every expert
+ * sharing its load: ranks must then be a multiple of the experts, and the
+ * measure is taken over the experts. Memory: one layers x experts table.
+ * Fails MS_E_INPUT when ranks is 0, exceeds the experts without being a
+ * multiple, or t has no rows; MS_E_NOMEM. */
 ms_status ms_ep_imbalance(const ms_trace *t, uint32_t ranks, uint64_t window, ms_ep_layout layout, double *out,
                           ms_error *err);
 
@@ -324,8 +321,8 @@ typedef struct ms_deploy_site {
  * or, when 0, of the balanced plan's tokens per EP group per micro-batch;
  * else sk->imbalance for every plan, or each plan's own when 0). Plans that
  * do not fit in memory get no replica. A replica's provisioned GPU power is
- * the larger of its balanced and skewed peak draw (a site must carry both
- * kinds of batch) or gpus x TDP. Fails MS_E_INPUT on no plan, more than
+ * its peak draw (the skewed case: the larger of its balanced and skewed
+ * peaks, as a site must carry both kinds of batch) or gpus x TDP. Fails MS_E_INPUT on no plan, more than
  * MS_DEPLOY_MAX_PLANS, no site, more than MS_SITE_MAX, a site that is not
  * positive, an imbalance below 1 or above a plan's ep, a trace whose expert
  * count differs from the model's, and as ms_deploy_evaluate; MS_E_NOMEM. */

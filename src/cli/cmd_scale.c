@@ -119,6 +119,7 @@ static void pick_line(FILE *fp, const char *what, const ms_scale_site *z, const 
 static void site_table(FILE *fp, const ms_scale_result *r, const ms_scale_opts *o) {
     const ms_energy_coeffs *c = &o->energy;
     bool sk = skew_on(o);
+    if (!r->n_sites) return;
     fprintf(fp, "\npower wall: what a site budget serves and trains (GPUs provisioned for %s + %g W/GPU node "
                 "overhead, x PUE %g)\n",
             o->provision == MS_PROVISION_TDP ? "their TDP" : "their measured peak draw (at most TDP)",

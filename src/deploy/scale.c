@@ -248,20 +248,13 @@ static double train_cost(const ms_scale_opts *o, const hwc *h, const shape *s, d
 #define SKEW_MEMO 64
 typedef struct skewer {
     const ms_scale_opts *o;
-    uint32_t n_stats, n_memo;
-    uint64_t stats_win[16];
-    ms_stats *stats[16];
+    uint32_t n_memo;
     struct {
         uint32_t ranks;
         uint64_t win;
         double x;
     } memo[SKEW_MEMO];
 } skewer;
-
-static void skewer_free(skewer *k) {
-    for (uint32_t i = 0; i < k->n_stats; i++) ms_stats_free(k->stats[i]);
-    k->n_stats = 0;
-}
 
 static ms_status skew_value(skewer *k, uint32_t ranks, uint64_t window, double *x, ms_error *err) {
     const ms_skew *sk = &k->o->skew;
@@ -280,29 +273,7 @@ static ms_status skew_value(skewer *k, uint32_t ranks, uint64_t window, double *
             *x = k->memo[i].x;
             return MS_OK;
         }
-    ms_stats *st = NULL;
-    for (uint32_t i = 0; i < k->n_stats && !st; i++)
-        if (k->stats_win[i] == win) st = k->stats[i];
-    ms_status rc = MS_OK;
-    bool owned = false;
-    if (!st) {
-        ms_stats_opts so;
-        ms_stats_opts_default(&so);
-        so.coact = false;
-        so.top_pairs = 0;
-        so.threads = 1;
-        so.window = (uint32_t)(win < UINT32_MAX ? win : UINT32_MAX);
-        rc = ms_stats_compute(sk->trace, &so, &st, err);
-        if (rc != MS_OK) return rc;
-        if (k->n_stats < 16) {
-            k->stats_win[k->n_stats] = win;
-            k->stats[k->n_stats++] = st;
-        } else {
-            owned = true;
-        }
-    }
-    rc = ms_ep_imbalance_stats(st, ranks, sk->layout, x, err);
-    if (owned) ms_stats_free(st);
+    ms_status rc = ms_ep_imbalance(sk->trace, ranks, win, sk->layout, x, err);
     if (rc == MS_OK && k->n_memo < SKEW_MEMO) {
         k->memo[k->n_memo].ranks = ranks;
         k->memo[k->n_memo].win = win;
@@ -710,7 +681,6 @@ ms_status ms_scale_run(const ms_scale_opts *o, ms_scale_result **out, ms_error *
     }
     /* the site budget: serving and training walls, balanced and skewed */
     if (st == MS_OK) st = site_answers(o, &sk, r, err);
-    skewer_free(&sk);
     if (st != MS_OK) {
         ms_scale_result_free(r);
         return st;

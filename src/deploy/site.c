@@ -68,9 +68,10 @@ void ms_skew_default(ms_skew *s) {
 
 const char *ms_site_case_name(int c) { return c == MS_SITE_SKEWED ? "skewed" : "balanced"; }
 
-ms_status ms_ep_imbalance_stats(const ms_stats *s, uint32_t ranks, ms_ep_layout layout, double *out, ms_error *err) {
+ms_status ms_ep_imbalance(const ms_trace *t, uint32_t ranks, uint64_t window, ms_ep_layout layout, double *out,
+                          ms_error *err) {
     *out = NAN;
-    uint32_t E = s->n_experts, L = s->n_layers;
+    uint32_t E = t->n_experts, L = t->n_layers;
     if (!ranks) return ms_error_set(err, MS_E_INPUT, "EP imbalance: at least one rank");
     if (ranks > E) {
         if (ranks % E)
@@ -78,20 +79,18 @@ ms_status ms_ep_imbalance_stats(const ms_stats *s, uint32_t ranks, ms_ep_layout 
                                 "EP imbalance: %u ranks for %u experts is neither a divisor nor a multiple", ranks, E);
         ranks = E; /* the replicas of an expert share its load evenly */
     }
-    uint32_t W = UINT32_MAX;
-    for (uint32_t l = 0; l < L; l++)
-        if (s->layers[l].n_windows < W) W = s->layers[l].n_windows;
-    if (!L || !W || W == UINT32_MAX || !s->layers[0].win_load)
-        return ms_error_set(err, MS_E_INPUT, "EP imbalance: the statistics have no windows");
+    if (!t->n_tokens || !L) return ms_error_set(err, MS_E_INPUT, "EP imbalance: the trace %s has no rows", t->label);
     if (ranks == 1) {
         *out = 1.0;
         return MS_OK;
     }
-    ms_loads *mean = NULL, *wl = NULL;
+    uint64_t W = window && window < t->n_tokens ? window : t->n_tokens, n_win = t->n_tokens / W;
+    /* the layout: the placement code's contiguous or round-robin on 1 x ranks devices (they ignore loads) */
+    ms_loads *wl = NULL;
     ms_placement *p = NULL;
-    ms_status st = ms_stats_to_loads(s, &mean, err);
-    if (st == MS_OK) st = ms_loads_new(L, E, &wl, err);
+    ms_status st = ms_loads_new(L, E, &wl, err);
     if (st == MS_OK) {
+        for (size_t i = 0; i < (size_t)L * E; i++) wl->w[i] = 1.0;
         ms_place_opts po;
         ms_place_opts_default(&po);
         po.algo = layout == MS_EP_ROUND_ROBIN ? "round-robin" : "contiguous";
@@ -101,44 +100,30 @@ ms_status ms_ep_imbalance_stats(const ms_stats *s, uint32_t ranks, ms_ep_layout 
         po.redundant = 0;
         po.lp_bound = false;
         po.threads = 1;
-        ms_place_input in = {mean, NULL, s->digest};
+        ms_place_input in = {wl, NULL, t->digest};
         st = ms_place_run(&in, &po, &p, err);
     }
     if (st == MS_OK) {
+        /* windows of W consecutive rows (the last partial one dropped unless it is the only one):
+         * per layer, max rank load / mean rank load in token-expert assignments */
         double sum = 0;
         uint64_t n = 0;
-        for (uint32_t w = 0; w < W; w++) {
+        for (uint64_t w = 0; w < n_win; w++)
             for (uint32_t l = 0; l < L; l++) {
-                const uint64_t *src = s->layers[l].win_load + (size_t)w * E;
-                double *dst = wl->w + (size_t)l * E, tot = 0;
-                for (uint32_t e = 0; e < E; e++) tot += dst[e] = (double)src[e];
-                if (!(tot > 0)) continue;
+                double *row = wl->w + (size_t)l * E;
+                memset(row, 0, E * sizeof *row);
+                for (uint64_t tok = w * W; tok < (w + 1) * W; tok++) {
+                    const uint16_t *ids = ms_trace_row(t, l, tok);
+                    for (uint32_t j = 0; j < t->top_k; j++) row[ids[j]] += 1.0;
+                }
+                double tot = (double)W * t->top_k;
                 sum += ms_placement_max_device_load(p, wl, l) / (tot / ranks);
                 n++;
             }
-        }
-        *out = n ? sum / (double)n : 1.0;
+        *out = fmax(1.0, n ? sum / (double)n : 1.0);
     }
     ms_placement_free(p);
     ms_loads_free(wl);
-    ms_loads_free(mean);
-    return st;
-}
-
-ms_status ms_ep_imbalance(const ms_trace *t, uint32_t ranks, uint64_t window, ms_ep_layout layout, double *out,
-                          ms_error *err) {
-    *out = NAN;
-    ms_stats_opts so;
-    ms_stats_opts_default(&so);
-    so.coact = false;
-    so.top_pairs = 0;
-    so.threads = 1;
-    uint64_t win = window && window < t->n_tokens ? window : t->n_tokens;
-    so.window = (uint32_t)(win < UINT32_MAX ? (win ? win : 1) : UINT32_MAX);
-    ms_stats *s = NULL;
-    ms_status st = ms_stats_compute(t, &so, &s, err);
-    if (st == MS_OK) st = ms_ep_imbalance_stats(s, ranks, layout, out, err);
-    ms_stats_free(s);
     return st;
 }
 
