@@ -12,7 +12,13 @@
 #        MOESIM_DATA  the real traces (default ../shared/data; configs whose trace is absent are skipped)
 #        OUT          where placements and CSVs go (default: a new /tmp/moesim-results.XXXXXX)
 #        QUICK=1      a tenth of the search iterations (a quick look, not the documented numbers)
-# Prints the markdown tables on stdout (also in $OUT/results.md).
+#        SECTION      power-wall: only "The power wall: tokens per second per site budget" (seconds);
+#                     placement: only the placement tables; all (default): the power wall, then placement
+# Prints the markdown tables on stdout (also in $OUT/results.md, the power wall in $OUT/power-wall.md).
+#
+# The power wall (SECTION=power-wall): `moesim scale` and `moesim deploy --site-power 10,100,1000` on
+# A100s, balanced and with the expert-load skew measured from the DeepSeek-V2-Lite trace, with GPUs
+# provisioned for their measured peak draw (the default) and for TDP.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 bin=${MOESIM_BIN:-$here/${1:-build}/moesim}
@@ -21,6 +27,127 @@ out=${OUT:-$(mktemp -d /tmp/moesim-results.XXXXXX)}
 py=/usr/bin/python3
 [[ -x $bin ]] || { echo "results.sh: no moesim binary at $bin (build first, or set MOESIM_BIN)" >&2; exit 2; }
 mkdir -p "$out"
+section=${SECTION:-all}
+[[ $section == all || $section == power-wall || $section == placement ]] \
+  || { echo "results.sh: SECTION must be all, power-wall or placement" >&2; exit 2; }
+
+# ------------------------------------------------------------- the power wall
+power_wall() {
+  local v2=$data/deepseek-v2-lite-puffin skew=() d=$out/power-wall
+  mkdir -p "$d"
+  if [[ -d $v2 ]]; then skew=(--imbalance-from "$v2"); else skew=(--imbalance 1.5); fi
+  echo "[power wall] moesim scale and deploy --site-power 10,100,1000 (${skew[*]})" >&2
+  for prov in measured tdp; do
+    "$bin" scale --site-power 10,100,1000 --provision "$prov" "${skew[@]}" --format json -o "$d/scale-$prov.json"
+    "$bin" deploy --preset deepseek-v2-lite-a100 --site-power 10,100,1000 --provision "$prov" "${skew[@]}" \
+      --format json -o "$d/v2lite-$prov.json"
+    "$bin" deploy --preset seed-4layer --site-power 10,100,1000 --provision "$prov" --imbalance 1.5 \
+      --format json -o "$d/seed4-$prov.json"
+  done
+  "$py" - "$d" "$data" <<'PY' | tee "$out/power-wall.md"
+import json, os, sys
+d, data = sys.argv[1], sys.argv[2]
+J = lambda n: json.loads(open(os.path.join(d, n)).read().replace(data, "../shared/data"))
+def P(x):
+    return f"{x / 1e12:.3g}T" if x >= 1e12 else f"{x / 1e9:.3g}B" if x >= 1e9 else f"{x / 1e6:.3g}M"
+def model(p):
+    return f"{P(p['total_params'])} / {P(p['active_params'])} active"
+sm, st = J("scale-measured.json"), J("scale-tdp.json")
+sb = sm["site_budget"]
+bal, skw = sb["cases"]
+sites = [s["site_mw"] for s in bal["sites"]]
+print("\n## The power wall: tokens per second per site budget\n")
+print(f"Reproduce: `SECTION=power-wall scripts/results.sh`. A100 80 GB for every model (seed 000: one GPU "
+      f"type for a fair comparison), BF16, the `moesim scale` family (64 experts, top-2) decoding "
+      f"{sm['options']['decode_batch']} sequences at {sm['options']['context']} context per replica; "
+      f"site = GPUs + {sm['options']['energy']['node_overhead_w']} W/GPU node overhead, x PUE "
+      f"{sm['options']['energy']['pue']}; skewed case: {sb['skew_source']}.\n")
+print("### Which model size serves the most tokens per second (size family, GPUs provisioned for measured peak draw)\n")
+print("| total / active | GPUs per replica | replica at the wall, kW | tokens/s per replica | EP imbalance (skewed) | "
+      + " | ".join(f"{s:g} MW: replicas, tokens/s (skewed)" for s in sites) + " | tokens/s per MW (skewed) |")
+print("|---|---|---|---|---|" + "---|" * len(sites) + "---|")
+for i, p in enumerate(bal["points"]):
+    if p["sweep"] != "size":
+        continue
+    q = skw["points"][i]
+    cells = [f"{p['sites'][j]['replicas']}, {p['sites'][j]['tokens_per_s']:.3g} ({q['sites'][j]['tokens_per_s']:.3g})"
+             for j in range(len(sites))]
+    print(f"| {model(p)} | {p['gpus_per_replica']} | {p['sites'][0]['replica_site_w'] / 1e3:.3g} | "
+          f"{p['replica_tokens_per_s']:.4g} | {q['imbalance']:.3g} (ranks {q['ep_ranks']}) | " + " | ".join(cells)
+          + f" | {p['sites'][-1]['tokens_per_s_per_mw']:.4g} ({q['sites'][-1]['tokens_per_s_per_mw']:.4g}) |")
+print(f"\n### The answer at each budget (quality proxy: total parameters; demand {sb['demand_tokens_per_s']:.3g} tokens/s)\n")
+print("| | " + " | ".join(f"{s:g} MW" for s in sites) + " |")
+print("|---|" + "---|" * len(sites))
+def pick(case, key):
+    out = []
+    for s in case["sites"]:
+        b = s[key]
+        out.append("none" if b is None else f"{model(b)} ({b['sweep']}): {b['replicas']} replicas, {b['tokens_per_s']:.3g} tokens/s")
+    return out
+def serve(case):
+    out = []
+    for s in case["sites"]:
+        v = s["serving_limit"]
+        out.append("none" if v is None else f"{model(v)} ({v['layers']} x {v['hidden']}): {v['fit']['replicas']} x {v['gpus_infer']} GPUs")
+    return out
+def train(case, gpus=True):
+    out = []
+    for s in case["sites"]:
+        t = s["training_limit"]
+        m = t["compute_model"]
+        out.append("none" if m is None else f"{model(m)} ({m['layers']} x {m['hidden']}) on {t['gpus']} GPUs, "
+                   f"{t['compute_days']:.0f} days, {t['compute_site_j'] / 3.6e12:.3g} GWh, imbalance {t['imbalance']:.3g}")
+    return out
+rows = [("most tokens/s (any model)", pick(bal, "best_tokens"), pick(skw, "best_tokens")),
+        ("largest listed model serving the demand", pick(bal, "best_quality"), pick(skw, "best_quality")),
+        ("serving wall: largest family model serving the demand", serve(bal), serve(skw)),
+        ("training wall: largest family model trainable in 90 days", train(bal), train(skw))]
+for name, b, k in rows:
+    print(f"| {name}, balanced | " + " | ".join(b) + " |")
+    print(f"| {name}, skewed | " + " | ".join(k) + " |")
+tb, tk = st["site_budget"]["cases"]
+print(f"| serving wall at TDP provisioning, balanced | " + " | ".join(serve(tb)) + " |")
+print(f"| training wall at TDP provisioning, balanced | " + " | ".join(train(tb)) + " |")
+print("\n### Finer experts at fixed total weights (1T), balanced, per MW\n")
+print("| sweep | experts | top-k | active | tokens/s per replica | replica at the wall, kW | tokens/s per MW |")
+print("|---|---|---|---|---|---|---|")
+for p in bal["points"]:
+    if p["sweep"] == "size":
+        continue
+    print(f"| {p['sweep']} | {p['experts']} | {next(x['top_k'] for x in sm['points'] if x['total_params'] == p['total_params'] and x['experts'] == p['experts'] and x['sweep'] == p['sweep'])} | "
+          f"{P(p['active_params'])} | {p['replica_tokens_per_s']:.4g} | {p['sites'][0]['replica_site_w'] / 1e3:.3g} | "
+          f"{p['sites'][-1]['tokens_per_s_per_mw']:.4g} |")
+def deploy_table(name, title):
+    print(f"\n### {title}\n")
+    for prov in ("measured", "tdp"):
+        x = J(f"{name}-{prov}.json")["site_budget"]
+        b, k = x["cases"]
+        print(f"GPUs provisioned for {'their measured peak draw' if prov == 'measured' else 'TDP'}; skewed case: {x['skew_source']}.\n")
+        print("| plan | GPUs | replica at the wall, kW | tokens/s per replica | J/token at the wall | imbalance (skewed) | "
+              "tokens/s per MW | tokens/s per MW (skewed) | " + " | ".join(f"{s:g} MW replicas" for s in x["sites_mw"]) + " |")
+        print("|---|---|---|---|---|---|---|---|" + "---|" * len(x["sites_mw"]))
+        for p, q in zip(b["plans"], k["plans"]):
+            if not p["fits"]:
+                print(f"| {p['name']} | {p['gpus']} | does not fit | | | | | |" + " |" * len(x["sites_mw"]))
+                continue
+            win = "**" if any(w["index"] == b["plans"].index(p) for w in b["winners"]) else ""
+            wink = "**" if any(w["index"] == b["plans"].index(p) for w in k["winners"]) else ""
+            print(f"| {win}{p['name']}{win} | {p['gpus']} | {p['replica_site_w'] / 1e3:.4g} | {p['replica_tokens_per_s']:.4g} | "
+                  f"{p['site_j_per_token']:.4g} | {q['imbalance']:.3g} | {win}{p['sites'][-1]['tokens_per_s_per_mw']:.4g}{win} | "
+                  f"{wink}{q['sites'][-1]['tokens_per_s_per_mw']:.4g}{wink} | "
+                  + " | ".join(str(s["replicas"]) for s in p["sites"]) + " |")
+        print()
+        for w0, w1 in zip(b["winners"], k["winners"]):
+            print(f"- {w0['site_mw']:g} MW: balanced {w0['plan']} ({w0['tokens_per_s']:.4g} tokens/s), "
+                  f"skewed {w1['plan']} ({w1['tokens_per_s']:.4g} tokens/s)")
+        print()
+deploy_table("v2lite", "Which deployment serves DeepSeek-V2-Lite prefill best (A100, `--preset deepseek-v2-lite-a100`)")
+deploy_table("seed4", "The seeds' experiment 1 on a site budget (seed H100, `--preset seed-4layer`, imbalance 1.5)")
+PY
+}
+if [[ $section != placement ]]; then power_wall; fi
+if [[ $section == power-wall ]]; then echo "results in $out" >&2; exit 0; fi
+
 div=1; [[ ${QUICK:-0} == 1 ]] && div=10
 
 algos=(contiguous round-robin pair replicate eplb tail coact balance balance-coact hot-tier greedy-cost one-per-gpu)

@@ -128,12 +128,13 @@ static void test_run(void **state) {
     assert_true(r->n_trends >= 10);
     for (uint32_t i = 0; i < r->n_trends; i++) assert_true(r->trends[i].linear.n == 8);
     /* the power wall */
-    assert_int_equal(r->n_walls, 3);
+    assert_int_equal(r->n_sites, 3);
     double per_gpu = (o.energy.tdp_w + o.energy.node_overhead_w) * o.energy.pue;
     double prev = 0;
     for (uint32_t i = 0; i < 3; i++) {
-        const ms_scale_wall *w = &r->walls[i];
-        assert_int_equal(w->gpus, (uint32_t)floor(o.site_mw[i] * 1e6 / per_gpu));
+        const ms_scale_wall *w = &r->sites[MS_SITE_BALANCED][i].train;
+        assert_int_equal(w->gpus_tdp, (uint32_t)floor(o.site_mw[i] * 1e6 / per_gpu));
+        assert_true(w->gpus >= w->gpus_tdp); /* measured draw is at most TDP */
         NEAR(w->memory_max_params, w->gpus * 80e9 * 0.9 / 16);
         assert_true(w->compute_found);
         assert_true(w->compute_days <= o.wall_days);

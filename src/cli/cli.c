@@ -52,6 +52,38 @@ int cli_parse_double(const char *cmd, const char *opt, const char *s, double *ou
     return 0;
 }
 
+int cli_parse_list(const char *cmd, const char *opt, const char *s, double *out, uint32_t cap, uint32_t *n) {
+    char buf[1024];
+    if (strlen(s) >= sizeof buf) return cli_usage(cmd, "%s: list too long", opt);
+    snprintf(buf, sizeof buf, "%s", s);
+    *n = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (*n >= cap) return cli_usage(cmd, "%s: at most %u values", opt, cap);
+        char *end = NULL;
+        double v = strtod(t, &end);
+        if (!end || *end || end == t || !isfinite(v) || v < 0)
+            return cli_usage(cmd, "%s: '%s' is not a non-negative number", opt, t);
+        out[(*n)++] = v;
+    }
+    if (*n == 0) return cli_usage(cmd, "%s: empty list", opt);
+    return 0;
+}
+
+void cli_print_help(const char *text) {
+    fflush(stdout);
+    size_t n = strlen(text);
+    while (n) {
+        ssize_t k = write(STDOUT_FILENO, text, n);
+        if (k <= 0) {
+            if (k < 0 && errno == EINTR) continue;
+            return;
+        }
+        text += k;
+        n -= (size_t)k;
+    }
+}
+
 int cli_parse_format(const char *cmd, const char *s, cli_format *out) {
     if (strcmp(s, "table") == 0) *out = CLI_TABLE;
     else if (strcmp(s, "json") == 0) *out = CLI_JSON;

@@ -25,6 +25,9 @@ int cli_parse_u32(const char *cmd, const char *opt, const char *s, uint32_t *out
 int cli_parse_u64(const char *cmd, const char *opt, const char *s, uint64_t *out);
 int cli_parse_double(const char *cmd, const char *opt, const char *s, double *out);
 int cli_parse_format(const char *cmd, const char *s, cli_format *out);
+/* A comma-separated list of at most cap non-negative numbers into out[],
+ * their count in *n (at least one). */
+int cli_parse_list(const char *cmd, const char *opt, const char *s, double *out, uint32_t cap, uint32_t *n);
 
 /* A progress bar with ETA on stderr, drawn only when stderr is a terminal
  * (or forced with --progress) and not --quiet. Use cli_progress_fn as an
@@ -39,6 +42,10 @@ typedef struct cli_progress {
 void cli_progress_init(cli_progress *p, const char *label, int mode /* -1 quiet, 0 auto, 1 force */);
 void cli_progress_fn(void *ctx, uint64_t done, uint64_t total);
 void cli_progress_done(cli_progress *p);
+
+/* Writes a --help text to stdout in one write(2) (a reader that stops at its
+ * first match, like grep -q, then cannot cut a later write short). */
+void cli_print_help(const char *text);
 
 /* Opens -o FILE (or stdout when NULL or "-") atomically. */
 int cli_open_output(const char *cmd, const char *path, ms_afile *f);

@@ -24,7 +24,9 @@ static const char *usage_text =
     "  --preset NAME       seed-4layer: seed experiment 1, 16 H100s, baseline TP=8 x PP=2\n"
     "                      vs the method EP=16 (one expert per GPU per layer, overlap);\n"
     "                      seed-61layer: seed experiment 2, 3904 H100s, one expert per\n"
-    "                      GPU (PP=61 x EP=64) vs TP=8 x DP=8 x PP=61; or a .json path\n"
+    "                      GPU (PP=61 x EP=64) vs TP=8 x DP=8 x PP=61;\n"
+    "                      deepseek-v2-lite-a100: DeepSeek-V2-Lite prefill on A100s, one GPU\n"
+    "                      per replica to EP=64 (for --site-power); or a .json path\n"
     "\n"
     "plans (replace the preset's):\n"
     "  --plan SPEC         NAME:tp=8,pp=2,ep=1,dp=1,overlap=0,eff=0.9,imbalance=1,\n"
@@ -62,9 +64,30 @@ static const char *usage_text =
     "  --no-causal         full (non-causal) attention scores\n"
     "  --no-flash          materialise the S x S score matrix\n"
     "\n"
+    "site budget (which plan serves the most tokens/s on a power budget):\n"
+    "  --site-power LIST   site budgets in MW at the wall: GPUs + node overhead, x PUE\n"
+    "                      (e.g. 10,100,1000). For each plan: the whole replicas the budget\n"
+    "                      powers, their tokens/s and energy per token, and the winner,\n"
+    "                      for a balanced expert load (imbalance 1) and for the skew (the\n"
+    "                      plans' --imbalance or --imbalance-from). Plans need not use\n"
+    "                      equal GPUs (the budget is the common ground; --gpus still\n"
+    "                      applies) and plans that do not fit get no replica\n"
+    "  --provision P       measured (default): a replica's GPUs provisioned for their\n"
+    "                      computed peak draw (each at most TDP; with skew the larger of\n"
+    "                      the balanced and skewed peaks); tdp: for nameplate TDP\n"
+    "  --imbalance-from TRACE  the skew measured from a trace for each plan's EP degree:\n"
+    "                      max/mean expert load over its EP ranks, mean over windows and\n"
+    "                      layers (the trace needs the model's expert count)\n"
+    "  --imbalance-layout L  contiguous (default) or round-robin experts on EP ranks\n"
+    "  --imbalance-window N  tokens per window (default: the plan's tokens per EP group\n"
+    "                      per micro-batch; the whole trace if shorter)\n"
+    "  --ep-sweep          add plans epN (tp = pp = dp = 1, overlap on) for every power of\n"
+    "                      two dividing the experts and for the experts themselves\n"
+    "\n"
     "output:\n"
     "  --allow-unfit       report plans that do not fit instead of failing (exit 0)\n"
-    "  --format F          table (default), json or csv (one line per plan)\n"
+    "  --format F          table (default), json or csv (one line per plan; with\n"
+    "                      --site-power, one line per case, plan and site)\n"
     "  -o FILE             write there (atomically) instead of stdout\n"
     "\n"
     "exit status: 0 success, 2 bad input or a plan that does not fit, 1 internal error\n"
@@ -74,12 +97,16 @@ static const char *usage_text =
     "  moesim deploy --preset seed-61layer --format json -o seed61.json\n"
     "  moesim deploy --preset seed-4layer --gpu h100-sxm --imbalance 1.5\n"
     "  moesim deploy --preset seed-4layer --plan tp8:tp=8,pp=2 --plan ep16:ep=16,overlap=1 \\\n"
-    "      --plan ep8dp2:ep=8,dp=2,overlap=1\n";
+    "      --plan ep8dp2:ep=8,dp=2,overlap=1\n"
+    "  moesim deploy --preset seed-4layer --site-power 10,100,1000 --imbalance 1.5\n"
+    "  moesim deploy --preset deepseek-v2-lite-a100 --site-power 10,100,1000 \\\n"
+    "      --imbalance-from ../shared/data/deepseek-v2-lite-puffin --format json\n";
 
 enum {
     O_PRESET = 256, O_PLAN, O_TP, O_PP, O_EP, O_DP, O_OVERLAP, O_EFF, O_IMB, O_DISP, O_GPU, O_ENERGY, O_COEF, O_GPN,
     O_GPUS, O_RESERVE, O_LAYERS, O_DENSE, O_HIDDEN, O_HEADS, O_HEADDIM, O_KVH, O_EXPERTS, O_TOPK, O_EHID, O_EMAT,
-    O_SHARED, O_DHID, O_VOCAB, O_PREC, O_PHASE, O_SEQS, O_SEQLEN, O_MICRO, O_CHUNK, O_NOCAUSAL, O_NOFLASH, O_UNFIT, O_FORMAT
+    O_SHARED, O_DHID, O_VOCAB, O_PREC, O_PHASE, O_SEQS, O_SEQLEN, O_MICRO, O_CHUNK, O_NOCAUSAL, O_NOFLASH, O_UNFIT, O_FORMAT,
+    O_SITE, O_PROV, O_IMB_FROM, O_IMB_LAYOUT, O_IMB_WIN, O_EP_SWEEP
 };
 
 #define MAX_COEF 32
@@ -222,6 +249,123 @@ static int set_u32(const char *cmd, const char *opt, const char *s, uint32_t *ds
     return cli_parse_u32(cmd, opt, s, dst);
 }
 
+static void site_table(FILE *fp, const ms_deploy_hw *hw, const ms_deploy_site *s) {
+    const ms_energy_coeffs *c = &hw->energy;
+    fprintf(fp, "\nsite budget: whole replicas of each plan (GPUs provisioned for %s + %g W/GPU node overhead, x PUE "
+                "%g); skewed case: %s\n",
+            s->opts.provision == MS_PROVISION_TDP ? "their TDP" : "their measured peak draw (at most TDP)",
+            c->node_overhead_w, c->pue, s->skew_source);
+    fprintf(fp, "%-9s %-14s %6s %7s %4s %11s %12s %10s |", "case", "plan", "GPUs", "imb", "fits", "replica kW",
+            "tok/s each", "J/tok wall");
+    for (uint32_t j = 0; j < s->opts.n_sites; j++) fprintf(fp, " %9g MW: replicas   tokens/s", s->opts.site_mw[j]);
+    fprintf(fp, "\n");
+    bool skew = false;
+    for (uint32_t i = 0; i < s->n_plans; i++) skew |= s->plans[MS_SITE_SKEWED][i].imbalance != 1.0;
+    for (int k = 0; k < (skew ? MS_SITE_CASES : 1); k++)
+        for (uint32_t i = 0; i < s->n_plans; i++) {
+            const ms_deploy_site_plan *x = &s->plans[k][i];
+            fprintf(fp, "%-9s %-14s %6u %7.4g %4s %11.4g %12.4g %10.4g |", ms_site_case_name(k), x->r.plan.name,
+                    x->r.gpus, x->imbalance, x->r.fits ? "yes" : "NO", x->replica_site_w / 1e3,
+                    x->r.fits ? x->r.tokens_per_s : NAN, x->r.fits ? x->site_j_per_token : NAN);
+            for (uint32_t j = 0; j < s->opts.n_sites; j++) {
+                const ms_site_fit *f = &x->fit[j];
+                fprintf(fp, " %22llu %10.4g%s", (unsigned long long)f->replicas, f->tokens_per_s,
+                        s->winner[k][j] == (int32_t)i ? "*" : " ");
+            }
+            fprintf(fp, "\n");
+        }
+    char v[4096];
+    ms_deploy_site_verdict(s, v, sizeof v);
+    fprintf(fp, "(* = the most tokens/s at that site)\n\n%s", v);
+}
+
+static void site_csv(FILE *fp, const ms_deploy_site *s) {
+    fprintf(fp, "case,plan,tp,pp,ep,dp,gpus,fits,imbalance,window_tokens,replica_tokens_per_s,j_per_token,"
+                "site_j_per_token,avg_w,peak_w,replica_gpu_w,replica_site_w,site_mw,replicas,site_gpus,tokens_per_s,"
+                "tokens_per_s_per_mw,used_mw,winner\n");
+    for (int k = 0; k < MS_SITE_CASES; k++)
+        for (uint32_t i = 0; i < s->n_plans; i++)
+            for (uint32_t j = 0; j < s->opts.n_sites; j++) {
+                const ms_deploy_site_plan *x = &s->plans[k][i];
+                const ms_site_fit *f = &x->fit[j];
+                fprintf(fp, "%s,%s,%u,%u,%u,%u,%u,%d,%.17g,%llu,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%llu,%llu,"
+                            "%.17g,%.17g,%.17g,%d\n",
+                        ms_site_case_name(k), x->r.plan.name, x->r.plan.tp, x->r.plan.pp, x->r.plan.ep, x->r.plan.dp,
+                        x->r.gpus, x->r.fits, x->imbalance, (unsigned long long)x->window, x->r.tokens_per_s,
+                        x->r.j_per_token, x->site_j_per_token, x->r.avg_w, x->r.peak_w, x->replica_gpu_w,
+                        x->replica_site_w, f->site_mw, (unsigned long long)f->replicas, (unsigned long long)f->gpus,
+                        f->tokens_per_s, f->tokens_per_s_per_mw, f->used_mw, s->winner[k][j] == (int32_t)i);
+            }
+}
+
+/* the comparison (and, when s is not NULL, the site budget) in the format asked for */
+static int report(const char *cmd, const ms_deploy_preset *ps, const ms_deploy_hw *hwp,
+                       const ms_deploy_plan *plans, uint32_t n_plans, bool unfit, const ms_deploy_site *s,
+                       cli_format fmt, const char *out) {
+    const ms_deploy_model *m = &ps->model;
+    const ms_deploy_workload *w = &ps->workload;
+    const ms_deploy_hw *hw = hwp;
+    ms_error err = {0};
+    ms_deploy_result res[MS_DEPLOY_MAX_PLANS];
+    int rc = 0;
+    for (uint32_t i = 0; i < n_plans; i++) {
+        if (ms_deploy_evaluate(m, w, hw, &plans[i], &res[i], &err) != MS_OK) return cli_fail(cmd, &err);
+        if (!res[i].fits && !unfit) {
+            fprintf(stderr, "moesim %s: error: %s\n", cmd, res[i].why);
+            rc = 2;
+        }
+    }
+    if (rc) return rc;
+    char verdict[8192];
+    ms_deploy_verdict(res, n_plans, verdict, sizeof verdict);
+    ms_afile f;
+    rc = cli_open_output(cmd, out, &f);
+    if (rc) return rc;
+    if (fmt == CLI_TABLE) {
+        table(f.fp, ps, hw, res, n_plans, verdict);
+        if (s) site_table(f.fp, hw, s);
+    } else if (fmt == CLI_CSV) {
+        if (s) site_csv(f.fp, s);
+        else csv(f.fp, res, n_plans);
+    } else {
+        json_t *root = json_object();
+        json_object_set_new(root, "command", json_string("deploy"));
+        json_object_set_new(root, "preset", json_string(ps->name));
+        json_object_set_new(root, "model", ms_deploy_model_json(m));
+        json_object_set_new(root, "hardware", hw_json(hw));
+        json_t *wj = json_object();
+        json_object_set_new(wj, "phase", json_string(w->phase == MS_DEPLOY_PREFILL ? "prefill" : "decode"));
+        json_object_set_new(wj, "sequences", json_integer((json_int_t)w->sequences));
+        json_object_set_new(wj, "seq_len", json_integer((json_int_t)w->seq_len));
+        json_object_set_new(wj, "micro_batch", json_integer((json_int_t)w->micro_batch));
+        json_object_set_new(wj, "chunk", json_integer((json_int_t)w->chunk));
+        json_object_set_new(wj, "causal", json_boolean(w->causal));
+        json_object_set_new(wj, "flash", json_boolean(w->flash));
+        json_object_set_new(root, "workload", wj);
+        json_t *pa = json_array();
+        for (uint32_t i = 0; i < n_plans; i++) json_array_append_new(pa, ms_deploy_result_json(&res[i]));
+        json_object_set_new(root, "plans", pa);
+        json_object_set_new(root, "verdict", json_string(verdict));
+        if (s) {
+            char sv[4096];
+            ms_deploy_site_verdict(s, sv, sizeof sv);
+            json_t *sj = ms_deploy_site_json(s);
+            json_object_set_new(sj, "verdict", json_string(sv));
+            json_object_set_new(root, "site_budget", sj);
+        }
+        char *txt = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+        json_decref(root);
+        if (!txt) {
+            ms_afile_abort(&f);
+            ms_error_set(&err, MS_E_NOMEM, "out of memory writing JSON");
+            return cli_fail(cmd, &err);
+        }
+        fprintf(f.fp, "%s\n", txt);
+        free(txt);
+    }
+    return cli_commit_output(cmd, &f);
+}
+
 int cmd_deploy(int argc, char **argv) {
     static const struct option lo[] = {
         {"preset", required_argument, 0, O_PRESET},     {"plan", required_argument, 0, O_PLAN},
@@ -244,6 +388,9 @@ int cmd_deploy(int argc, char **argv) {
         {"chunk", required_argument, 0, O_CHUNK},      {"no-causal", no_argument, 0, O_NOCAUSAL},      {"no-flash", no_argument, 0, O_NOFLASH},
         {"allow-unfit", no_argument, 0, O_UNFIT},       {"format", required_argument, 0, O_FORMAT},
         {"output", required_argument, 0, 'o'},          {"help", no_argument, 0, 'h'},
+        {"site-power", required_argument, 0, O_SITE},   {"provision", required_argument, 0, O_PROV},
+        {"imbalance-from", required_argument, 0, O_IMB_FROM}, {"imbalance-layout", required_argument, 0, O_IMB_LAYOUT},
+        {"imbalance-window", required_argument, 0, O_IMB_WIN}, {"ep-sweep", no_argument, 0, O_EP_SWEEP},
         {0, 0, 0, 0}};
     const char *cmd = "deploy";
     /* first pass: the preset, so that options override it */
@@ -253,7 +400,7 @@ int cmd_deploy(int argc, char **argv) {
     int ch;
     while ((ch = getopt_long(argc, argv, ":o:h", lo, NULL)) != -1) {
         if (ch == 'h') {
-            fputs(usage_text, stdout);
+            cli_print_help(usage_text);
             return 0;
         }
         if (ch == O_PRESET) preset = optarg;
@@ -283,8 +430,14 @@ int cmd_deploy(int argc, char **argv) {
     bool overlap = false;
     double eff = 0, imb = 0, disp = 0, reserve = 0;
     cli_format fmt = CLI_TABLE;
-    const char *out = NULL;
+    const char *out = NULL, *skew_trace = NULL;
     uint64_t u64;
+    ms_site_opts so;
+    memset(&so, 0, sizeof so);
+    ms_skew sk;
+    ms_skew_default(&sk);
+    sk.imbalance = 0; /* each plan's own */
+    bool ep_sweep = false, set_gpus = false;
     ms_deploy_model *m = &ps.model;
     ms_deploy_workload *w = &ps.workload;
     optind = 1;
@@ -307,7 +460,12 @@ int cmd_deploy(int argc, char **argv) {
             set_overlap = true;
             break;
         case O_EFF: if (cli_parse_double(cmd, "--overlap-eff", optarg, &eff)) return 2; set_eff = true; break;
-        case O_IMB: if (cli_parse_double(cmd, "--imbalance", optarg, &imb)) return 2; set_imb = true; break;
+        case O_IMB:
+            if (cli_parse_double(cmd, "--imbalance", optarg, &imb)) return 2;
+            if (!(imb >= 1))
+                return cli_usage(cmd, "--imbalance is max/mean expert load over EP ranks: at least 1, got '%s'", optarg);
+            set_imb = true;
+            break;
         case O_DISP: if (cli_parse_double(cmd, "--dispatch-bytes", optarg, &disp)) return 2; set_disp = true; break;
         case O_GPU: gpu = gpu_cli = optarg; break;
         case O_ENERGY: energy_cli = optarg; break;
@@ -316,7 +474,25 @@ int cmd_deploy(int argc, char **argv) {
             coefs[n_coef++] = optarg;
             break;
         case O_GPN: if (set_u32(cmd, "--gpus-per-node", optarg, &ps.gpus_per_node)) return 2; break;
-        case O_GPUS: if (set_u32(cmd, "--gpus", optarg, &ps.gpus)) return 2; break;
+        case O_GPUS: if (set_u32(cmd, "--gpus", optarg, &ps.gpus)) return 2; set_gpus = true; break;
+        case O_SITE:
+            if (cli_parse_list(cmd, "--site-power", optarg, so.site_mw, MS_SITE_MAX, &so.n_sites)) return 2;
+            for (uint32_t i = 0; i < so.n_sites; i++)
+                if (!(so.site_mw[i] > 0)) return cli_usage(cmd, "--site-power: %g MW is not a positive budget", so.site_mw[i]);
+            break;
+        case O_PROV:
+            if (ms_provision_parse(optarg, &so.provision, &err) != MS_OK) return cli_usage(cmd, "%s", err.msg);
+            break;
+        case O_IMB_FROM: skew_trace = optarg; break;
+        case O_IMB_LAYOUT:
+            if (ms_ep_layout_parse(optarg, &sk.layout, &err) != MS_OK) return cli_usage(cmd, "%s", err.msg);
+            break;
+        case O_IMB_WIN:
+            if (cli_parse_u64(cmd, "--imbalance-window", optarg, &u64)) return 2;
+            if (!u64) return cli_usage(cmd, "--imbalance-window must be at least 1 token");
+            sk.window = u64;
+            break;
+        case O_EP_SWEEP: ep_sweep = true; break;
         case O_RESERVE:
             if (cli_parse_double(cmd, "--mem-reserve", optarg, &reserve)) return 2;
             if (reserve < 0) return cli_usage(cmd, "--mem-reserve must be >= 0");
@@ -380,7 +556,26 @@ int cmd_deploy(int argc, char **argv) {
         for (uint32_t i = 0; i < ps.n_plans; i++) plans[i] = ps.plans[i];
         n_plans = ps.n_plans;
     }
+    if (ep_sweep) {
+        if (m->layers == m->dense_layers || !m->experts) return cli_usage(cmd, "--ep-sweep needs MoE layers");
+        for (uint32_t e = 1; e <= m->experts; e = e < m->experts && e * 2 > m->experts ? m->experts : e * 2) {
+            if (m->experts % e) continue;
+            if (n_plans >= MS_DEPLOY_MAX_PLANS) return cli_usage(cmd, "at most %d plans", MS_DEPLOY_MAX_PLANS);
+            ms_deploy_plan *p = &plans[n_plans++];
+            ms_deploy_plan_default(p);
+            snprintf(p->name, sizeof p->name, "ep%u", e);
+            p->ep = e;
+            p->overlap = true;
+            if (e == m->experts) break;
+        }
+    }
     if (n_plans == 0) return cli_usage(cmd, "no plan: give --plan or --tp/--pp/--ep/--dp");
+    bool site = so.n_sites > 0;
+    if (skew_trace && set_imb) return cli_usage(cmd, "give --imbalance or --imbalance-from, not both");
+    if (!site && (skew_trace || ep_sweep || sk.window))
+        return cli_usage(cmd, "--imbalance-from, --imbalance-window and --ep-sweep need --site-power");
+    if (site && !set_gpus) ps.gpus = 0; /* the budget, not equal GPUs, makes the comparison fair */
+    if (site) unfit = true;
     for (uint32_t i = 0; i < n_plans; i++) {
         if (set_overlap) plans[i].overlap = overlap;
         if (set_eff) plans[i].overlap_eff = eff;
@@ -400,53 +595,21 @@ int cmd_deploy(int argc, char **argv) {
     for (int i = 0; i < n_coef; i++)
         if (ms_energy_set_str(&hw.energy, coefs[i], &err) != MS_OK) return cli_usage(cmd, "%s", err.msg);
     if (ms_energy_check(&hw.energy, &err) != MS_OK) return cli_usage(cmd, "%s", err.msg);
-    ms_deploy_result res[MS_DEPLOY_MAX_PLANS];
-    int rc = 0;
-    for (uint32_t i = 0; i < n_plans; i++) {
-        if (ms_deploy_evaluate(m, w, &hw, &plans[i], &res[i], &err) != MS_OK) return cli_fail(cmd, &err);
-        if (!res[i].fits && !unfit) {
-            fprintf(stderr, "moesim %s: error: %s\n", cmd, res[i].why);
-            rc = 2;
+    ms_deploy_site *st_site = NULL;
+    if (site) {
+        ms_trace *trace = NULL;
+        if (skew_trace) {
+            cli_trace_opts to = {0, 0, 0};
+            int rc = cli_load_trace(cmd, (char **)&skew_trace, 1, &to, &trace);
+            if (rc) return rc;
+            sk.trace = trace;
         }
+        ms_status st = ms_deploy_site_run(m, w, &hw, plans, n_plans, &so, &sk, &st_site, &err);
+        ms_trace_free(trace);
+        sk.trace = NULL;
+        if (st != MS_OK) return cli_fail(cmd, &err);
     }
-    if (rc) return rc;
-    char verdict[8192];
-    ms_deploy_verdict(res, n_plans, verdict, sizeof verdict);
-    ms_afile f;
-    rc = cli_open_output(cmd, out, &f);
-    if (rc) return rc;
-    if (fmt == CLI_TABLE) {
-        table(f.fp, &ps, &hw, res, n_plans, verdict);
-    } else if (fmt == CLI_CSV) {
-        csv(f.fp, res, n_plans);
-    } else {
-        json_t *root = json_object();
-        json_object_set_new(root, "command", json_string("deploy"));
-        json_object_set_new(root, "preset", json_string(ps.name));
-        json_object_set_new(root, "model", ms_deploy_model_json(m));
-        json_object_set_new(root, "hardware", hw_json(&hw));
-        json_t *wj = json_object();
-        json_object_set_new(wj, "phase", json_string(w->phase == MS_DEPLOY_PREFILL ? "prefill" : "decode"));
-        json_object_set_new(wj, "sequences", json_integer((json_int_t)w->sequences));
-        json_object_set_new(wj, "seq_len", json_integer((json_int_t)w->seq_len));
-        json_object_set_new(wj, "micro_batch", json_integer((json_int_t)w->micro_batch));
-        json_object_set_new(wj, "chunk", json_integer((json_int_t)w->chunk));
-        json_object_set_new(wj, "causal", json_boolean(w->causal));
-        json_object_set_new(wj, "flash", json_boolean(w->flash));
-        json_object_set_new(root, "workload", wj);
-        json_t *pa = json_array();
-        for (uint32_t i = 0; i < n_plans; i++) json_array_append_new(pa, ms_deploy_result_json(&res[i]));
-        json_object_set_new(root, "plans", pa);
-        json_object_set_new(root, "verdict", json_string(verdict));
-        char *s = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
-        json_decref(root);
-        if (!s) {
-            ms_afile_abort(&f);
-            ms_error_set(&err, MS_E_NOMEM, "out of memory writing JSON");
-            return cli_fail(cmd, &err);
-        }
-        fprintf(f.fp, "%s\n", s);
-        free(s);
-    }
-    return cli_commit_output(cmd, &f);
+    int rc = report(cmd, &ps, &hw, plans, n_plans, unfit, st_site, fmt, out);
+    ms_deploy_site_free(st_site);
+    return rc;
 }

@@ -402,7 +402,8 @@ static ms_status energy(const ctx *c, mb u, double M, double wall, double tokens
         r->j_per_token = pr->energy_per_token_j;
         r->avg_w = pr->avg_w;
         /* peak: every GPU running its kernels, with its transfers spread over
-         * their whole duration (alongside the kernels when overlapped) */
+         * their whole duration (alongside the kernels when overlapped), each
+         * at most its TDP */
         const ms_energy_coeffs *ec = &c->hw->energy;
         double peak = 0;
         for (uint32_t s = 0; s < p->pp; s++) {
@@ -418,7 +419,7 @@ static ms_status energy(const ctx *c, mb u, double M, double wall, double tokens
                 double ek = ms_energy_dynamic_j(ec, c->m->precision, fl[dv], hb[dv], 0, 0);
                 double em = ms_energy_dynamic_j(ec, c->m->precision, 0, 0, nv[dv], nt[dv]);
                 double pk = tk > 0 ? ek / tk : 0, pc = tc > 0 ? em / tc : 0;
-                peak += ec->idle_w + (p->overlap ? pk + pc : fmax(pk, pc));
+                peak += fmin(ec->tdp_w, ec->idle_w + (p->overlap ? pk + pc : fmax(pk, pc))); /* a board limit */
             }
         }
         r->peak_w = peak;
@@ -693,11 +694,16 @@ void ms_deploy_verdict(const ms_deploy_result *r, size_t n, char *buf, size_t le
         double sa = La->t_layer > 0 ? ta * (1 - a->bubble) / La->t_layer : 0;
         double sb = Lb->t_layer > 0 ? tb * (1 - b->bubble) / Lb->t_layer : 0;
         double d_k = Lb->t_kernels_mean * sb - La->t_kernels_mean * sa;
-        double d_i = (Lb->t_kernels - Lb->t_kernels_mean) * sb - (La->t_kernels - La->t_kernels_mean) * sa;
+        /* waiting on a hot GPU is a reason only where the runner-up has EP ranks to unbalance */
+        double d_i = b->plan.ep > 1 ? (Lb->t_kernels - Lb->t_kernels_mean) * sb - (La->t_kernels - La->t_kernels_mean) * sa
+                                    : -INFINITY;
         double d_c = (Lb->t_layer - Lb->t_kernels) * sb - (La->t_layer - La->t_kernels) * sa;
         double d_b = b->bubble * tb - a->bubble * ta;
         double mx = fmax(fmax(d_k, d_i), fmax(d_c, d_b));
-        if (ratio < 1.02) {
+        if (a->gpus != b->gpus) { /* per GPU-time reasons do not compare unequal hardware */
+            PUT(": per GPU, %s serves %.4g tokens/s and %s %.4g", a->plan.name, a->tokens_per_s / a->gpus,
+                b->plan.name, b->tokens_per_s / b->gpus);
+        } else if (ratio < 1.02) {
             PUT(": the two are within 2%%, both %s-bound", bound(La));
         } else if (mx == d_i) {
             PUT(": %s's hottest GPU carries %.3gx the mean expert load, so its MoE kernels take %.3g ms instead of "
