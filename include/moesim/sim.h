@@ -195,6 +195,24 @@ char **ms_preset_list(const char *kind /* "hw" or "model" */);
  * 128/8: qwen3-235b-a22b, 8/2: mixtral-8x7b), or NULL. */
 const char *ms_model_preset_guess(uint32_t n_experts, uint32_t top_k);
 
+/* The roofline's work constants for a hardware and a model preset (see
+ * docs/MODEL.md, "The roofline cost model"): peak P = the FP8 peak when
+ * expert weights are 1 byte, else BF16. placed_shared: the placement holds
+ * the shared expert (else it is dense work on every token). */
+typedef struct ms_roofline {
+    double peak_per_us;      /* P, FLOP/us */
+    double flops_per_us;     /* P x MFU */
+    double hbm_per_us;       /* HBM bandwidth x utilisation, bytes/us */
+    double expert_flops_tok; /* FLOPs of one assignment: 2 x 3 h i */
+    double expert_wbytes;    /* an expert instance's weight bytes: 3 h i x bytes per weight */
+    double act_bytes_tok;    /* activation bytes of one assignment: 4 h (BF16 in and out) */
+    double dense_flops_tok;  /* dense FLOPs per token starting on a device */
+    double dense_bytes;      /* dense weight bytes read by a device with tokens */
+} ms_roofline;
+
+/* Fills r. Cannot fail. */
+void ms_roofline_init(const ms_hw_preset *hw, const ms_model_preset *m, bool placed_shared, ms_roofline *r);
+
 /* ---------------------------------------------------------------- batches */
 
 typedef struct ms_batch_opts {

@@ -86,7 +86,17 @@ static const char *usage_text =
     "search options (--algo search; simulation options as in moesim simulate --help):\n"
     "  --init ALGO        starting placement (default eplb; any algorithm above)\n"
     "  --objective O      what the simulation on the training batches minimises: mean, p95,\n"
-    "                     p99 of the layer time, imbalance (mean; default) or imbalance-p99\n"
+    "                     p99 of the layer time, imbalance (mean; default) or imbalance-p99;\n"
+    "                     power (roofline): energy (J per token), peak-power (the highest\n"
+    "                     (batch, layer) cluster power), time-under-cap (mean layer time with\n"
+    "                     the caps' throttled clocks), mix (--mix weights); the surrogate then\n"
+    "                     prices each device's power and clock incrementally, the candidates are\n"
+    "                     simulated with the caps and priced by the power model\n"
+    "  --mix T,P,E        weights of layer time, peak power and energy per token, each over\n"
+    "                     --init's value (--objective mix; default 1,0,0)\n"
+    "  --gpu-power-cap W, --row-power-cap KW, --cluster-power-cap KW, --energy NAME\n"
+    "                     power caps in every simulation of the search, as moesim simulate\n"
+    "                     (per-GPU default: the energy preset's TDP)\n"
     "  --time-limit S     wall-clock cap for the whole search (default 10)\n"
     "  --iterations N     moves tried per layer (default 400 x slots, at least 20000);\n"
     "                     same seed and inputs give the same placement whatever --threads,\n"
@@ -122,7 +132,9 @@ static const char *usage_text =
     "examples:\n"
     "  moesim place --loads weight.csv --algo eplb --rows 2 --cols 4 --slots 2 --groups 4\n"
     "  moesim place ../shared/data/deepseek-v2-lite-puffin --algo replicate --rows 2 \\\n"
-    "      --cols 8 --slots 6 -o placement.json --peer l10.json --layer 10\n";
+    "      --cols 8 --slots 6 -o placement.json --peer l10.json --layer 10\n"
+    "  moesim place TRACE@train --algo search --objective time-under-cap --gpu-power-cap 300 \\\n"
+    "      --cost-model roofline --batch prefill --rows 2 --cols 8 --slots 6 -o capped.json\n";
 
 enum {
     O_LOADS = 256, O_ALGO, O_ROWS, O_COLS, O_SLOTS, O_GROUPS, O_SHARED, O_SHARED_REPL, O_SHARED_LOAD, O_TOPK,
@@ -229,7 +241,9 @@ int cmd_place(int argc, char **argv) {
         {"overflow", required_argument, 0, O_SEARCH},     {"origin-rows", required_argument, 0, O_SEARCH},
         {"mesh-table", required_argument, 0, O_SEARCH},   {"hw", required_argument, 0, O_SEARCH},
         {"model", required_argument, 0, O_SEARCH},        {"overlap", required_argument, 0, O_SEARCH},
-        {"sim-seed", required_argument, 0, O_SEARCH},
+        {"sim-seed", required_argument, 0, O_SEARCH},     {"energy", required_argument, 0, O_SEARCH},
+        {"gpu-power-cap", required_argument, 0, O_SEARCH}, {"row-power-cap", required_argument, 0, O_SEARCH},
+        {"cluster-power-cap", required_argument, 0, O_SEARCH}, {"mix", required_argument, 0, O_SEARCH},
         {0, 0, 0, 0}};
     const char *cmd = "place";
     ms_search_opts sopt;

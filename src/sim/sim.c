@@ -1353,6 +1353,20 @@ void ms_sim_result_free(ms_sim_result *r) {
     ms_free(r);
 }
 
+void ms_roofline_init(const ms_hw_preset *hw, const ms_model_preset *m, bool placed_shared, ms_roofline *r) {
+    double h = m->hidden, i = m->moe_intermediate, bw = m->expert_weight_bytes;
+    double peak = bw <= 1.0 ? hw->peak_tflops_fp8 : hw->peak_tflops_bf16;
+    r->peak_per_us = peak * 1e12 / 1e6;
+    r->flops_per_us = peak * 1e12 * hw->mfu / 1e6;
+    r->hbm_per_us = hw->hbm_tb_s * 1e12 * hw->hbm_util / 1e6;
+    r->expert_flops_tok = 2.0 * 3.0 * h * i;
+    r->expert_wbytes = 3.0 * h * i * bw;
+    r->act_bytes_tok = 4.0 * h; /* BF16 token in and out */
+    double shared_params = placed_shared ? 0.0 : 3.0 * h * m->shared_intermediate * m->shared_experts;
+    r->dense_flops_tok = 2.0 * (m->dense_params_per_layer + shared_params);
+    r->dense_bytes = (m->dense_params_per_layer + shared_params) * bw;
+}
+
 static ms_status setup(simctx *c, ms_error *err) {
     const ms_trace *t = c->t;
     const ms_placement *p = c->p;
@@ -1467,17 +1481,15 @@ static ms_status setup(simctx *c, ms_error *err) {
         const ms_hw_preset *hw = o->hw;
         const ms_model_preset *m = o->model;
         if (!hw || !m) return ms_error_set(err, MS_E_INPUT, "the roofline model needs a hardware and a model preset");
-        double h = m->hidden, i = m->moe_intermediate, bw = m->expert_weight_bytes;
-        bool fp8 = bw <= 1.0;
-        double peak = fp8 ? hw->peak_tflops_fp8 : hw->peak_tflops_bf16;
-        c->flops_per_us = peak * 1e12 * hw->mfu / 1e6;
-        c->hbm_per_us = hw->hbm_tb_s * 1e12 * hw->hbm_util / 1e6;
-        c->expert_flops_tok = 2.0 * 3.0 * h * i;
-        c->expert_wbytes = 3.0 * h * i * bw;
-        c->act_bytes_tok = 4.0 * h; /* BF16 token in and out */
-        double shared_params = p->has_shared ? 0.0 : 3.0 * h * m->shared_intermediate * m->shared_experts;
-        c->dense_flops_tok = 2.0 * (m->dense_params_per_layer + shared_params);
-        c->dense_bytes = (m->dense_params_per_layer + shared_params) * bw;
+        ms_roofline rf;
+        ms_roofline_init(hw, m, p->has_shared, &rf);
+        c->flops_per_us = rf.flops_per_us;
+        c->hbm_per_us = rf.hbm_per_us;
+        c->expert_flops_tok = rf.expert_flops_tok;
+        c->expert_wbytes = rf.expert_wbytes;
+        c->act_bytes_tok = rf.act_bytes_tok;
+        c->dense_flops_tok = rf.dense_flops_tok;
+        c->dense_bytes = rf.dense_bytes;
         c->bw_us[0] = hw->nvlink_gb_s * 1e9 * hw->nvlink_efficiency / 1e6;
         c->bw_us[1] = hw->nic_gb_s * 1e9 * hw->net_efficiency / 1e6;
         c->alpha_us[0] = hw->nvlink_latency_us;
@@ -1496,7 +1508,7 @@ static ms_status setup(simctx *c, ms_error *err) {
                     return ms_error_set(err, MS_E_INPUT,
                                         "hardware preset '%s': efficiency curve point %u is out of range", hw->name, q);
             c->eff_hw = hw;
-            c->peak_per_us = peak * 1e12 / 1e6;
+            c->peak_per_us = rf.peak_per_us;
             double last = hw->eff_tokens[hw->eff_n - 1];
             c->n_us_tok = last < 65535 ? (uint32_t)ceil(last) + 1 : 65536;
             c->us_tok = ms_alloc_array(c->n_us_tok, sizeof(double), err);

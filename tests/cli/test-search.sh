@@ -78,7 +78,43 @@ b = json.load(open(t + "/m.sim.json"))["summary"]["layer_us"]["p99"]
 assert b <= a + 1e-9 and abs(m["metadata"]["objective"] - b) < 1e-6 * (1 + b), (a, b, m["metadata"]["objective"])
 PY
 
+# power objectives: checked with moesim power and moesim simulate under the same cap
+"$bin" place "$tmp/tr@train" --algo search --init eplb "${grid[@]}" "${sim[@]}" --objective peak-power \
+  --iterations 2000 -o "$tmp/pk.json" --quiet > /dev/null
+"$bin" place "$tmp/tr@train" --algo search --init eplb "${grid[@]}" "${sim[@]}" --objective time-under-cap \
+  --gpu-power-cap 150 --iterations 2000 -o "$tmp/tc.json" --quiet > /dev/null
+"$bin" place "$tmp/tr@train" --algo search --init eplb "${grid[@]}" "${sim[@]}" --objective mix --mix 1,1,1 \
+  --iterations 2000 -o "$tmp/mx.json" --quiet > /dev/null
+"$bin" power "$tmp/tr@train" --placement "$tmp/eplb.json" --placement "$tmp/pk.json" "${sim[@]}" --format json \
+  --quiet > "$tmp/pk.power.json"
+for f in eplb tc; do
+  "$bin" simulate "$tmp/tr@train" --placement "$tmp/$f.json" "${sim[@]}" --gpu-power-cap 150 --format json \
+    --quiet > "$tmp/$f.cap.json"
+done
+"$py" - "$tmp" <<'PY'
+import json, sys
+t = sys.argv[1]
+runs = json.load(open(t + "/pk.power.json"))["runs"]
+pk = json.load(open(t + "/pk.json"))["metadata"]
+assert abs(pk["objective"] - runs[1]["peak_w"]) <= 1e-9 * runs[1]["peak_w"], (pk["objective"], runs[1]["peak_w"])
+assert runs[1]["peak_w"] <= runs[0]["peak_w"] * (1 + 1e-12), runs
+tc = json.load(open(t + "/tc.json"))["metadata"]
+a = json.load(open(t + "/eplb.cap.json"))["summary"]
+b = json.load(open(t + "/tc.cap.json"))["summary"]
+assert a["throttled_us"] > 0, "a 150 W cap should bind"
+assert abs(tc["objective"] - b["layer_us"]["mean"]) <= 1e-9 * b["layer_us"]["mean"], (tc["objective"], b)
+assert b["layer_us"]["mean"] <= a["layer_us"]["mean"] + 1e-9
+p = tc["params"] if isinstance(tc["params"], dict) else json.loads(tc["params"])
+assert p["gpu_cap_w"] == 150 and p["energy"] == "h100-sxm", p
+mx = json.load(open(t + "/mx.json"))["metadata"]
+assert mx["objective"] <= 3 + 1e-9, mx   # each part over eplb's: eplb scores 3
+PY
+
 # bad options
+expect_exit 2 "$bin" place "$tmp/tr" --algo search "${grid[@]}" --objective energy --cost-model mesh
+grep -q "roofline" "$tmp/err" || fail "power objectives with the mesh model: no reason given"
+expect_exit 2 "$bin" place "$tmp/tr" --algo search "${grid[@]}" --objective mix --mix 0,0,0
+expect_exit 2 "$bin" place "$tmp/tr" --algo search "${grid[@]}" "${sim[@]}" --gpu-power-cap 20
 expect_exit 2 "$bin" place "$tmp/tr" --algo search "${grid[@]}" --objective fast
 expect_exit 2 "$bin" place "$tmp/tr" --algo eplb "${grid[@]}" --route least-loaded
 grep -q "search" "$tmp/err" || fail "message for search options without --algo search"
