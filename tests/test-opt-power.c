@@ -1,8 +1,9 @@
 /* test-opt-power.c - the power objectives of `search`: the surrogate's clock
  * against the power stage's, its per-window time, power and energy against
  * the simulator and the power model (with and without a per-GPU cap, and a
- * cluster budget where no per-GPU cap binds), and the search never worse
- * than its start on energy, peak-power, time-under-cap and mix. */
+ * cluster budget where no per-GPU cap binds), the search never worse than
+ * its start on energy, peak-power, time-under-cap and mix, and the Pareto
+ * answer holding no dominated point and covering the initial placement. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -376,12 +377,99 @@ static void test_power_options(void **state) {
     ms_trace_free(t);
 }
 
+/* A Pareto answer: no point on the front is dominated by any point, every
+ * point off it is (checked here, independently of ms_pareto_dominates),
+ * the front holds a point at least as good as the initial placement on
+ * every axis, and each point's metrics are its simulation's. */
+static bool dominated_by(const ms_search_metrics *a, const ms_search_metrics *b, const ms_pareto_axis *ax, uint32_t n) {
+    /* b dominates a: b <= a everywhere, < somewhere */
+    int le = 0, lt = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        double x = ax[i] == MS_AXIS_TIME ? a->layer_us_mean : ax[i] == MS_AXIS_PEAK ? a->peak_w : a->energy_per_token_j;
+        double y = ax[i] == MS_AXIS_TIME ? b->layer_us_mean : ax[i] == MS_AXIS_PEAK ? b->peak_w : b->energy_per_token_j;
+        le += y <= x;
+        lt += y < x;
+    }
+    return le == (int)n && lt > 0;
+}
+
+static void test_pareto(void **state) {
+    (void)state;
+    ms_error err = {0};
+    ms_pareto_axis ax[3];
+    uint32_t na = 0;
+    assert_int_equal(ms_pareto_axes_parse("time,peak-power", ax, &na, &err), MS_OK);
+    assert_true(na == 2 && ax[0] == MS_AXIS_TIME && ax[1] == MS_AXIS_PEAK);
+    assert_int_equal(ms_pareto_axes_parse("energy,time,peak-power", ax, &na, &err), MS_OK);
+    assert_int_equal(na, 3);
+    const char *bad[] = {"time", "time,time", "time,", ",time", "time,watts", "", "time,energy,peak-power,time"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(ms_pareto_axes_parse(bad[i], ax, &na, &err), MS_E_INPUT);
+    ms_trace *t = rand_trace(41, 2, 24, 4, 50, 60);
+    ms_stats_opts sto;
+    ms_stats_opts_default(&sto);
+    sto.coact = true;
+    ms_stats *stats = NULL;
+    ms_loads *loads = NULL;
+    assert_int_equal(ms_stats_compute(t, &sto, &stats, &err), MS_OK);
+    assert_int_equal(ms_stats_to_loads(stats, &loads, &err), MS_OK);
+    ms_place_input in = {loads, stats, t->digest};
+    for (int three = 0; three < 2; three++) {
+        ms_search_opts o;
+        opts(&o, MS_ROUTE_LEAST_LOADED, MS_OBJ_MIX);
+        o.iterations = 1500;
+        ms_pareto_opts po;
+        memset(&po, 0, sizeof po);
+        assert_int_equal(ms_pareto_axes_parse(three ? "time,peak-power,energy" : "time,peak-power", po.axes,
+                                              &po.n_axes, &err),
+                         MS_OK);
+        ms_pareto *pr = NULL;
+        ms_status st = ms_pareto_run(t, &in, &o, &po, &pr, &err);
+        if (st != MS_OK) fail_msg("%s", err.msg);
+        size_t nsearch = 0, ninit = 0, nfront = 0;
+        const ms_pareto_point *init = NULL;
+        for (size_t i = 0; i < pr->n; i++) {
+            const ms_pareto_point *x = &pr->pts[i];
+            nsearch += strcmp(x->source, "search") == 0;
+            if (strcmp(x->source, "init") == 0) ninit++, init = x;
+            nfront += x->front;
+            bool dom = false;
+            for (size_t j = 0; j < pr->n; j++) dom |= j != i && dominated_by(&x->m, &pr->pts[j].m, po.axes, po.n_axes);
+            assert_true(dom == !x->front);
+            assert_int_equal(ms_placement_check(x->placement, &err), MS_OK);
+        }
+        assert_int_equal(nsearch, three ? 7 : 5);
+        assert_int_equal(ninit, 1);
+        assert_true(nfront >= 1 && pr->n > nsearch + 3); /* other algorithms too */
+        bool covered = false;
+        for (size_t i = 0; i < pr->n; i++) {
+            if (!pr->pts[i].front) continue;
+            bool ok = true;
+            for (uint32_t a = 0; a < po.n_axes; a++)
+                ok &= ms_pareto_axis_value(&pr->pts[i].m, po.axes[a]) <= ms_pareto_axis_value(&init->m, po.axes[a]);
+            covered |= ok;
+        }
+        assert_true(covered);
+        /* a point's metrics are its own simulation's */
+        ms_search_metrics m;
+        const ms_pareto_point *x = &pr->pts[pr->n - 1];
+        assert_int_equal(ms_search_evaluate(t, x->placement, &o, &m, &err), MS_OK);
+        assert_true(m.peak_w == x->m.peak_w && m.layer_us_mean == x->m.layer_us_mean &&
+                    m.energy_per_token_j == x->m.energy_per_token_j);
+        ms_pareto_free(pr);
+    }
+    ms_loads_free(loads);
+    ms_stats_free(stats);
+    ms_trace_free(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_clock),
         cmocka_unit_test(test_surrogate_matches_sim),
         cmocka_unit_test(test_search_power_not_worse),
         cmocka_unit_test(test_power_options),
+        cmocka_unit_test(test_pareto),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -215,6 +215,71 @@ typedef struct ms_search_metrics {
 ms_status ms_search_evaluate(const ms_trace *t, const ms_placement *p, const ms_search_opts *o,
                              ms_search_metrics *out, ms_error *err);
 
+/* ------------------------------------------------------------ Pareto */
+
+/* The axes of a Pareto answer (all minimised). */
+typedef enum ms_pareto_axis {
+    MS_AXIS_TIME = 0,   /* mean layer time (with the caps), us */
+    MS_AXIS_PEAK = 1,   /* peak cluster power, W */
+    MS_AXIS_ENERGY = 2  /* energy per token, J */
+} ms_pareto_axis;
+
+/* "time", "peak-power", "energy"; never NULL. */
+const char *ms_pareto_axis_name(ms_pareto_axis a);
+/* Parses "A,B" or "A,B,C" (distinct axes: time, peak-power, energy) into
+ * axes[3]; *n gets 2 or 3. MS_E_INPUT naming the axes otherwise. */
+ms_status ms_pareto_axes_parse(const char *s, ms_pareto_axis axes[3], uint32_t *n, ms_error *err);
+
+/* The value of metrics m on axis a. */
+double ms_pareto_axis_value(const ms_search_metrics *m, ms_pareto_axis a);
+/* true when a is no worse than b on every axis and better on one. */
+bool ms_pareto_dominates(const ms_search_metrics *a, const ms_search_metrics *b, const ms_pareto_axis *axes,
+                         uint32_t n);
+
+typedef struct ms_pareto_opts {
+    ms_pareto_axis axes[3];
+    uint32_t n_axes;            /* 2 or 3 */
+    uint32_t searches;          /* scalarised searches (>= 2; 0 = default: 5 for two axes, 7 for three) */
+    const char *const *algos;   /* other algorithms placed and evaluated as points (NULL-terminated; NULL =
+                                   every algorithm of ms_place_algorithms() but ilp); those that fail are
+                                   listed as skipped */
+} ms_pareto_opts;
+
+typedef struct ms_pareto_point {
+    char label[64];             /* "search 0.75 time + 0.25 peak-power", "eplb", ... */
+    char source[16];            /* "search", "init" (o's initial placement) or "algorithm" */
+    double mix[3];              /* search points: the weights of time, peak power, energy */
+    ms_search_metrics m;
+    bool front;                 /* not dominated by any point on the axes */
+    ms_placement *placement;
+} ms_pareto_point;
+
+typedef struct ms_pareto {
+    ms_pareto_axis axes[3];
+    uint32_t n_axes;
+    size_t n;
+    ms_pareto_point *pts;
+    size_t n_skipped;
+    char (*skipped)[256];       /* "algorithm: reason" */
+} ms_pareto;
+
+/* Placements along a Pareto front on the training trace: search with the
+ * mix objective (each axis over the initial placement's value) for weights
+ * spread over the axes (two axes: 1, 0.75, 0.5, 0.25, 0 on the first and the
+ * rest on the second, or as many as po->searches; three: the corners, edge
+ * midpoints and centre of the simplex), plus the initial placement and every
+ * other algorithm's (po->algos) placed on in's statistics, each simulated
+ * and priced as ms_search_evaluate does (o's options and caps); then each
+ * point is marked front when no other point dominates it on po's axes. Every
+ * search runs with o's options (its time limit and iterations each; seeds
+ * o->seed + k). The front holds a point at least as good as the initial
+ * placement on every axis (the initial placement, or one that dominates it).
+ * Fails MS_E_INPUT on bad axes, fewer than 2 searches, in NULL, and as
+ * ms_search_run; MS_E_NOMEM. */
+ms_status ms_pareto_run(const ms_trace *train, const ms_place_input *in, const ms_search_opts *o,
+                        const ms_pareto_opts *po, ms_pareto **out, ms_error *err);
+void ms_pareto_free(ms_pareto *p);
+
 #ifdef __cplusplus
 }
 #endif

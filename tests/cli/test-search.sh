@@ -110,6 +110,46 @@ mx = json.load(open(t + "/mx.json"))["metadata"]
 assert mx["objective"] <= 3 + 1e-9, mx   # each part over eplb's: eplb scores 3
 PY
 
+# a Pareto answer: no dominated point on the front (checked independently), the init covered,
+# one placement file per point whose simulation and power give the point's numbers
+"$bin" place "$tmp/tr@train" --algo search "${grid[@]}" "${sim[@]}" --pareto time,peak-power --iterations 1000 \
+  --pareto-searches 3 --format csv -o "$tmp/front.json" --quiet > "$tmp/front.csv"
+head -1 "$tmp/front.csv" | grep -q "^label,source,front," || fail "pareto CSV header"
+"$py" - "$tmp" <<'PY' > "$tmp/pick"
+import json, os, sys
+t = sys.argv[1]
+f = json.load(open(t + "/front.json"))
+assert f["pareto"]["axes"] == ["time", "peak-power"], f["pareto"]
+pts = f["points"]
+key = lambda p: (p["layer_us_mean"], p["peak_w"])
+def dom(b, a):  # b dominates a
+    return all(x <= y for x, y in zip(key(b), key(a))) and any(x < y for x, y in zip(key(b), key(a)))
+for a in pts:
+    d = any(dom(b, a) for b in pts if b is not a)
+    assert d == (not a["front"]), (a["label"], d, a["front"])
+    assert os.path.exists(os.path.join(t, a["placement"])), a["placement"]
+init = [p for p in pts if p["source"] == "init"]
+assert len(init) == 1 and init[0]["algorithm"] == "eplb", init
+assert any(p["front"] and all(x <= y for x, y in zip(key(p), key(init[0]))) for p in pts)
+assert sum(p["source"] == "search" for p in pts) == 3 and sum(p["front"] for p in pts) >= 1
+s = [p for p in pts if p["source"] == "search"][1]
+print(s["placement"], repr(s["peak_w"]), repr(s["energy_per_token_j"]), repr(s["layer_us_mean"]))
+PY
+read -r pfile pk ept lt < "$tmp/pick"
+"$bin" power "$tmp/tr@train" --placement "$tmp/$pfile" "${sim[@]}" --format json --quiet > "$tmp/pick.json"
+"$py" - "$tmp/pick.json" "$pk" "$ept" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["runs"][0]
+assert abs(r["peak_w"] - float(sys.argv[2])) <= 1e-9 * r["peak_w"], (r["peak_w"], sys.argv[2])
+assert abs(r["energy_per_token_j"] - float(sys.argv[3])) <= 1e-9 * r["energy_per_token_j"]
+PY
+expect_exit 2 "$bin" place "$tmp/tr" --algo search "${grid[@]}" "${sim[@]}" --pareto time,peak-power
+expect_exit 2 "$bin" place "$tmp/tr" --algo search "${grid[@]}" "${sim[@]}" --pareto time,watts -o "$tmp/x.json"
+expect_exit 2 "$bin" place "$tmp/tr" --algo search "${grid[@]}" "${sim[@]}" --pareto time,energy \
+  --pareto-searches 1 -o "$tmp/x.json"
+expect_exit 2 "$bin" place "$tmp/tr" --algo eplb "${grid[@]}" --pareto time,energy -o "$tmp/x.json"
+[[ ! -e $tmp/x.json ]] || fail "a refused --pareto wrote its output"
+
 # bad options
 expect_exit 2 "$bin" place "$tmp/tr" --algo search "${grid[@]}" --objective energy --cost-model mesh
 grep -q "roofline" "$tmp/err" || fail "power objectives with the mesh model: no reason given"
