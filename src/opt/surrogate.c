@@ -174,16 +174,24 @@ static void pw_metrics(const sg_params *p, const int64_t *const *rp, double *gr,
 }
 
 /* Derives every device of window b (T, X, N set in devs[D]), aggregates the
- * rows into row[R][PW_NV] and returns the metrics. */
+ * rows into row[R][PW_NV] and returns the metrics. cache (may be NULL):
+ * the window's devices as last derived (N < 0: none), whose figures are
+ * reused where T, X and N are the same (the figures are a function of
+ * them); store writes the new ones there. */
 static void pw_window(const sg_params *p, const sg_data *d, uint32_t b, pw_dev *devs, int64_t *row, pw_ws *w,
-                      double m[3]) {
+                      pw_dev *cache, bool store, double m[3]) {
     uint32_t R = p->cl.rows, C = p->cl.cols;
     for (uint32_t r = 0; r < R; r++) {
         int64_t *agg = row + (size_t)r * PW_NV;
         memset(agg, 0, PW_NV * sizeof *agg);
         for (uint32_t q = r * C; q < (r + 1) * C; q++) {
-            pw_derive(p, d, b, q, &devs[q]);
-            pw_row_add(agg, devs[q].v);
+            pw_dev *x = &devs[q];
+            if (cache && cache[q].N == x->N && cache[q].T == x->T && cache[q].X == x->X)
+                memcpy(x->v, cache[q].v, sizeof x->v);
+            else
+                pw_derive(p, d, b, q, x);
+            if (cache && store) cache[q] = *x;
+            pw_row_add(agg, x->v);
         }
         w->rp[r] = agg;
     }
@@ -263,7 +271,7 @@ struct sg_state {
      * and row the aggregates, per window the metrics (current, after a move);
      * move scratch: new figures of the affected devices (by aff position),
      * their X and N deltas, which changed, the rows touched */
-    pw_dev *pwd;        /* [B][D] (not SG_LEAST) */
+    pw_dev *pwd;        /* [B][D] (SG_LEAST: the figures last derived, a cache) */
     int64_t *pra;       /* [B][R][PW_NV] (not SG_LEAST) */
     double *xm, *xn;    /* [3][B] */
     double agg[3];
@@ -273,6 +281,9 @@ struct sg_state {
     uint32_t *rowstamp, *rowlist; /* [R] */
     uint32_t rstamp;
 };
+
+/* SG_LEAST with power objectives: window b's cache of derived figures, else NULL */
+static pw_dev *ll_cache(sg_state *s, uint32_t b) { return s->pwd ? s->pwd + (size_t)b * s->D : NULL; }
 
 /* ------------------------------------------------------------ loads */
 
@@ -565,7 +576,7 @@ nomem:
  * have the replica lists `lists` (nrep each). Only the experts the window
  * uses are visited. */
 static double window_least(const sg_params *p, const sg_data *d, uint32_t b, const uint32_t *const *lists,
-                           const uint32_t *nrep, double wb, ll_ws *w, double *m) {
+                           const uint32_t *nrep, double wb, ll_ws *w, pw_dev *cache, bool store, double *m) {
     uint32_t D = ms_cluster_devices(&p->cl), E = p->n_logical;
     const uint32_t *sdev = w->sdev;
     const uint32_t *cnt = d->cnt + (size_t)b * E;
@@ -649,7 +660,7 @@ static double window_least(const sg_params *p, const sg_data *d, uint32_t b, con
         w->pw.dev[dd].X = llround(w->load[dd] * SG_SCALE);
         w->pw.dev[dd].N = w->nact[dd];
     }
-    pw_window(p, d, b, w->pw.dev, w->pw.row, &w->pw, m);
+    pw_window(p, d, b, w->pw.dev, w->pw.row, &w->pw, cache, store, m);
     return pw_combine(p->pw, m);
 }
 
@@ -687,7 +698,7 @@ double sg_full_value(const sg_params *prm, const sg_data *dat, const int32_t *sl
                 if (slots[s] >= 0) flat[lists[slots[s]] - flat + rank[s]] = s;
             for (uint32_t b = 0; b < dat->B; b++) {
                 double m[3];
-                x[b] = window_least(prm, dat, b, lists, n, window_weight(prm, dat, b), &w, m);
+                x[b] = window_least(prm, dat, b, lists, n, window_weight(prm, dat, b), &w, NULL, false, m);
                 for (int k = 0; prm->pw && k < 3; k++) xm[(size_t)k * dat->B + b] = m[k];
             }
             ll_ws_free(&w);
@@ -710,7 +721,7 @@ double sg_full_value(const sg_params *prm, const sg_data *dat, const int32_t *sl
             dv->N += a > 0;
         }
         double m[3];
-        pw_window(prm, dat, b, pws.dev, pws.row, &pws, m);
+        pw_window(prm, dat, b, pws.dev, pws.row, &pws, NULL, false, m);
         for (int k = 0; k < 3; k++) xm[(size_t)k * dat->B + b] = m[k];
     }
     for (uint32_t b = 0; !prm->pw && prm->route != SG_LEAST && b < dat->B; b++) {
@@ -821,10 +832,10 @@ ms_status sg_new(const sg_params *prm, const sg_data *dat, const int32_t *slots,
     A_(ring, (size_t)s->R * s->R);
     A_(lists, s->E);
     if (prm->pw) {
-        if (prm->route != SG_LEAST) {
-            A_(pwd, (size_t)s->B * s->D);
-            A_(pra, (size_t)s->B * s->R * PW_NV);
-        }
+        A_(pwd, (size_t)s->B * s->D);
+        if (prm->route != SG_LEAST) A_(pra, (size_t)s->B * s->R * PW_NV);
+        else if (ok)
+            for (size_t i = 0; i < (size_t)s->B * s->D; i++) s->pwd[i].N = -1; /* nothing cached */
         A_(xm, (size_t)3 * s->B);
         A_(xn, (size_t)3 * s->B);
         A_(dx, s->D);
@@ -854,7 +865,7 @@ ms_status sg_new(const sg_params *prm, const sg_data *dat, const int32_t *slots,
         s->cap[b] = window_cap(prm, dat->ntok[b]);
         if (prm->route == SG_LEAST) {
             double m[3];
-            s->xb[b] = window_least(prm, dat, b, s->lists, s->nrep, s->wb[b], &s->ll, m);
+            s->xb[b] = window_least(prm, dat, b, s->lists, s->nrep, s->wb[b], &s->ll, ll_cache(s, b), true, m);
             for (int k = 0; prm->pw && k < 3; k++) s->xm[(size_t)k * s->B + b] = m[k];
             continue;
         }
@@ -872,7 +883,7 @@ ms_status sg_new(const sg_params *prm, const sg_data *dat, const int32_t *slots,
                 }
             }
             double m[3];
-            pw_window(prm, dat, b, dv, s->pra + (size_t)b * s->R * PW_NV, &s->pws, m);
+            pw_window(prm, dat, b, dv, s->pra + (size_t)b * s->R * PW_NV, &s->pws, NULL, false, m);
             for (int k = 0; k < 3; k++) s->xm[(size_t)k * s->B + b] = m[k];
             s->xb[b] = pw_combine(prm->pw, m);
             continue;
@@ -901,6 +912,7 @@ ms_status sg_new(const sg_params *prm, const sg_data *dat, const int32_t *slots,
 
 double sg_value(const sg_state *s) { return s->value; }
 
+
 void sg_metrics(const sg_state *s, double m[3]) {
     for (int k = 0; k < 3; k++) m[k] = s->prm.pw ? s->agg[k] : 0;
 }
@@ -910,7 +922,7 @@ uint32_t sg_nrep(const sg_state *s, uint32_t e) { return e < s->E ? s->nrep[e] :
 uint32_t sg_argmax_device(sg_state *s, uint32_t b) {
     if (s->prm.route == SG_LEAST) {
         double m[3];
-        window_least(&s->prm, &s->dat, b, s->lists, s->nrep, s->wb[b], &s->ll, m);
+        window_least(&s->prm, &s->dat, b, s->lists, s->nrep, s->wb[b], &s->ll, ll_cache(s, b), false, m);
         return s->ll.argmax;
     }
     if (s->prm.pw) { /* the longest throttled expert time (lowest index on ties) */
@@ -1159,7 +1171,8 @@ static void least_windows(sg_state *s, double *xout, double *xm) {
         for (uint32_t t = 0; t < s->nt; t++) touched |= cnt[s->te[t]] != 0;
         double m[3];
         if (touched) {
-            xout[b] = window_least(&s->prm, &s->dat, b, s->lists, s->nrep, s->wb[b], &s->ll, m);
+            xout[b] = window_least(&s->prm, &s->dat, b, s->lists, s->nrep, s->wb[b], &s->ll, ll_cache(s, b),
+                                   xout == s->xb, m);
         } else {
             xout[b] = s->xb[b];
             for (int k = 0; s->prm.pw && k < 3; k++) m[k] = s->xm[(size_t)k * s->B + b];
