@@ -12,13 +12,17 @@
 #        MOESIM_DATA  the real traces (default ../shared/data; configs whose trace is absent are skipped)
 #        OUT          where placements and CSVs go (default: a new /tmp/moesim-results.XXXXXX)
 #        QUICK=1      a tenth of the search iterations (a quick look, not the documented numbers)
-#        SECTION      power-wall: only "The power wall: tokens per second per site budget" (seconds);
-#                     placement: only the placement tables; all (default): the power wall, then placement
-# Prints the markdown tables on stdout (also in $OUT/results.md, the power wall in $OUT/power-wall.md).
+#        PARTS        which parts to run, space-separated (default "power-wall placement power replay"):
+#                     power-wall = "The power wall: tokens per second per site budget" (seconds),
+#                     placement = "Placement quality on held-out requests",
+#                     power = "Power as a constraint and an objective",
+#                     replay = "Placements that follow the traffic"
+# Prints the markdown tables on stdout (also in $OUT/results.md, the power wall in $OUT/power-wall.md,
+# the replay tables in $OUT/replay.md).
 #
-# The power wall (SECTION=power-wall): `moesim scale` and `moesim deploy --site-power 10,100,1000` on
-# A100s, balanced and with the expert-load skew measured from the DeepSeek-V2-Lite trace, with GPUs
-# provisioned for their measured peak draw (the default) and for TDP.
+# The power wall: `moesim scale` and `moesim deploy --site-power 10,100,1000` on A100s, balanced and
+# with the expert-load skew measured from the DeepSeek-V2-Lite trace, with GPUs provisioned for their
+# measured peak draw (the default) and for TDP.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 bin=${MOESIM_BIN:-$here/${1:-build}/moesim}
@@ -27,9 +31,11 @@ out=${OUT:-$(mktemp -d /tmp/moesim-results.XXXXXX)}
 py=/usr/bin/python3
 [[ -x $bin ]] || { echo "results.sh: no moesim binary at $bin (build first, or set MOESIM_BIN)" >&2; exit 2; }
 mkdir -p "$out"
-section=${SECTION:-all}
-[[ $section == all || $section == power-wall || $section == placement ]] \
-  || { echo "results.sh: SECTION must be all, power-wall or placement" >&2; exit 2; }
+parts=" ${PARTS:-power-wall placement power replay} "
+for p in $parts; do
+  [[ $p == power-wall || $p == placement || $p == power || $p == replay ]] \
+    || { echo "results.sh: PARTS holds power-wall, placement, power and/or replay, not '$p'" >&2; exit 2; }
+done
 
 # ------------------------------------------------------------- the power wall
 power_wall() {
@@ -57,7 +63,7 @@ sb = sm["site_budget"]
 bal, skw = sb["cases"]
 sites = [s["site_mw"] for s in bal["sites"]]
 print("\n## The power wall: tokens per second per site budget\n")
-print(f"Reproduce: `SECTION=power-wall scripts/results.sh`. A100 80 GB for every model (seed 000: one GPU "
+print(f"Reproduce: `PARTS=power-wall scripts/results.sh`. A100 80 GB for every model (seed 000: one GPU "
       f"type for a fair comparison), BF16, the `moesim scale` family (64 experts, top-2) decoding "
       f"{sm['options']['decode_batch']} sequences at {sm['options']['context']} context per replica; "
       f"site = GPUs + {sm['options']['energy']['node_overhead_w']} W/GPU node overhead, x PUE "
@@ -145,8 +151,7 @@ deploy_table("v2lite", "Which deployment serves DeepSeek-V2-Lite prefill best (A
 deploy_table("seed4", "The seeds' experiment 1 on a site budget (seed H100, `--preset seed-4layer`, imbalance 1.5)")
 PY
 }
-if [[ $section != placement ]]; then power_wall; fi
-if [[ $section == power-wall ]]; then echo "results in $out" >&2; exit 0; fi
+if [[ $parts == *" power-wall "* ]]; then power_wall; fi
 
 div=1; [[ ${QUICK:-0} == 1 ]] && div=10
 
@@ -195,6 +200,7 @@ run_config() {
 v2=$data/deepseek-v2-lite-puffin
 mav=$data/llama4-maverick-mmlu
 configs=()
+if [[ $parts == *" placement "* ]]; then
 if [[ -d $v2 ]]; then
   run_config v2lite "$v2" 15000 15000 60 --rows 2 --cols 8 --slots 6 -- -- \
     --cost-model roofline --batch prefill --batch-tokens 4096
@@ -205,16 +211,22 @@ if [[ -d $mav ]]; then
     --cost-model roofline --batch decode --decode-batch 64
   configs+=(maverick)
 fi
-echo "[v3] generating the synthetic DeepSeek-V3 trace" >&2
-if [[ ! -d $out/v3-trace ]]; then
-  "$bin" gen --model deepseek-v3 --requests 300 --tokens 96000 --decode 0 --seed 1 -o "$out/v3-trace" \
-    --quiet > /dev/null
 fi
+gen_v3() {
+  echo "[v3] generating the synthetic DeepSeek-V3 trace" >&2
+  if [[ ! -d $out/v3-trace ]]; then
+    "$bin" gen --model deepseek-v3 --requests 300 --tokens 96000 --decode 0 --seed 1 -o "$out/v3-trace" \
+      --quiet > /dev/null
+  fi
+}
+if [[ $parts == *" placement "* ]]; then
+gen_v3
 run_config v3 "$out/v3-trace" 24000 24000 90 --rows 16 --cols 8 --slots 3 --shared-expert -- -- \
   --cost-model roofline --batch prefill --batch-tokens 8192
 configs+=(v3)
+fi
 
-"$py" - "$out" "${configs[@]}" <<'PY' | tee "$out/results.md"
+[[ $parts == *" placement "* ]] && "$py" - "$out" "${configs[@]}" <<'PY' | tee "$out/results.md"
 import csv, json, os, sys
 out, configs = sys.argv[1], sys.argv[2:]
 algos = ["contiguous", "round-robin", "pair", "replicate", "eplb", "tail", "coact", "balance", "balance-coact",
@@ -281,4 +293,126 @@ for c, base, el, (im, a, rt), tr in summary:
     print(f"| {c} | {base - 1:.3f} | {el - 1:.3f} | {im - 1:.3f} ({a} + {rt}) | {ratio:.2f} | "
           f"{'met' if ratio <= 0.5 else 'not met'} |")
 PY
+# ---------------------------------------------------------------- power
+# "Power as a constraint and an objective": on each trace's training half, eplb and search with the
+# power objectives (peak-power and energy at the default cap, the preset's TDP, which never binds;
+# time-under-cap under a binding per-GPU cap) and a Pareto answer on time and peak power; every
+# placement then priced on the held-out half (moesim power: energy per token, peak cluster power,
+# mean layer time), uncapped and under the cap.
+# power_config NAME TRACE ITERATIONS PARETO-ITERATIONS CAP_W PLACE-OPTIONS... -- SIMULATION-OPTIONS...
+power_config() {
+  local name=$1 trace=$2 iters=$(( $3 / div )) piters=$(( $4 / div )) cap=$5; shift 5
+  local cl=() sim=()
+  while [[ $1 != -- ]]; do cl+=("$1"); shift; done; shift
+  sim=("$@")
+  local dir="$out/power-$name"; mkdir -p "$dir"; : > "$dir/times.tsv"
+  echo "[power $name] eplb and the power searches on $trace@train" >&2
+  "$bin" place "$trace@train" --algo eplb "${cl[@]}" --no-lp-bound --quiet -o "$dir/eplb.json" > /dev/null
+  local t0
+  for obj in peak-power energy; do
+    t0=$SECONDS
+    "$bin" place "$trace@train" --algo search --init eplb --objective "$obj" "${cl[@]}" "${sim[@]}" \
+      --iterations "$iters" --time-limit 900 --seed 1 --no-lp-bound --quiet -o "$dir/$obj.json" > /dev/null
+    printf '%s\t%s\n' "$obj" "$((SECONDS - t0))" >> "$dir/times.tsv"
+  done
+  t0=$SECONDS
+  "$bin" place "$trace@train" --algo search --init eplb --objective time-under-cap --gpu-power-cap "$cap" \
+    "${cl[@]}" "${sim[@]}" --iterations "$iters" --time-limit 900 --seed 1 --no-lp-bound --quiet \
+    -o "$dir/time-under-cap.json" > /dev/null
+  printf 'time-under-cap\t%s\n' "$((SECONDS - t0))" >> "$dir/times.tsv"
+  t0=$SECONDS
+  "$bin" place "$trace@train" --algo search --init eplb --pareto time,peak-power --pareto-searches 5 \
+    --pareto-algos eplb,replicate,pair,tail,greedy-cost,coact "${cl[@]}" "${sim[@]}" --iterations "$piters" \
+    --time-limit 900 --seed 1 --no-lp-bound --quiet --format csv -o "$dir/front.json" > "$dir/front-train.csv"
+  printf 'pareto\t%s\n' "$((SECONDS - t0))" >> "$dir/times.tsv"
+  echo "[power $name] pricing on $trace@eval" >&2
+  local pl=(--placement "$dir/eplb.json" --placement "$dir/peak-power.json" --placement "$dir/energy.json")
+  for f in "$dir"/front.[0-9][0-9].json; do pl+=(--placement "$f"); done
+  "$bin" power "$trace@eval" "${pl[@]}" "${sim[@]}" --quiet --format json -o "$dir/eval.json"
+  "$bin" power "$trace@eval" --placement "$dir/eplb.json" --placement "$dir/time-under-cap.json" \
+    --placement "$dir/peak-power.json" "${sim[@]}" --gpu-power-cap "$cap" --quiet --format json -o "$dir/eval-cap.json"
+  # a cap as the alternative: eplb and peak-power under the per-GPU cap that holds eplb's peak to
+  # the peak-power placement's (its held-out peak / GPUs)
+  local eq
+  eq=$("$py" -c "import json,sys; r=[x for x in json.load(open(sys.argv[1]))['runs'] if '/peak-power.json' in x['label']][0]; print(int(r['peak_w'] / r['devices']))" "$dir/eval.json")
+  "$bin" power "$trace@eval" --placement "$dir/eplb.json" --placement "$dir/peak-power.json" "${sim[@]}" \
+    --gpu-power-cap "$eq" --quiet --format json -o "$dir/eval-eq.json"
+  "$bin" report "$dir/front.json" -o "$dir/front.html" --quiet > /dev/null 2>&1 || true
+}
+
+if [[ $parts == *" power "* ]]; then
+  pconfigs=()
+  if [[ -d $v2 ]]; then
+    power_config v2lite "$v2" 15000 6000 300 --rows 2 --cols 8 --slots 6 -- \
+      --cost-model roofline --batch prefill --batch-tokens 4096 --route least-loaded
+    pconfigs+=(v2lite)
+  fi
+  gen_v3
+  power_config v3 "$out/v3-trace" 12000 4000 300 --rows 16 --cols 8 --slots 3 --shared-expert -- \
+    --cost-model roofline --batch prefill --batch-tokens 8192 --route least-loaded
+  pconfigs+=(v3)
+  "$py" - "$out" "${pconfigs[@]}" <<'PY' | tee -a "$out/results.md"
+import csv, json, os, sys
+out, configs = sys.argv[1], sys.argv[2:]
+titles = {
+    "v2lite": "DeepSeek-V2-Lite prefill (puffin): 2 x 8 H100 SXM, 6 slots each, prefill batches of 4096 tokens",
+    "v3": "Synthetic DeepSeek-V3 prefill (300 requests, 96000 tokens, seed 1): 16 x 8 H100 SXM, 3 slots each, "
+          "prefill batches of 8192 tokens",
+}
+def runs_of(path):
+    d = json.load(open(path))
+    res = {}
+    for r in d["runs"]:
+        f = os.path.basename(r["label"].split(" (")[0])
+        res[f] = r
+    return res
+def lt(r):  # mean layer time, us
+    return r["wall_s"] / r["phases"] * 1e6
+print("\n## Power as a constraint and an objective (held-out requests)\n")
+print("Placed on the training half (`TRACE@train`), priced on the held-out half (`TRACE@eval`) with `moesim power`"
+      " (roofline, least-loaded routing, H100 SXM energy coefficients). Peak = the highest (batch, layer) "
+      "instantaneous cluster power (every GPU at its busiest at once); layer time = mean over (batch, layer).\n")
+for c in configs:
+    d = os.path.join(out, f"power-{c}")
+    ev, evc = runs_of(os.path.join(d, "eval.json")), runs_of(os.path.join(d, "eval-cap.json"))
+    caps = json.load(open(os.path.join(d, "eval-cap.json")))["power_caps"]
+    secs = dict(l.split() for l in open(os.path.join(d, "times.tsv")) if l.strip())
+    front = json.load(open(os.path.join(d, "front.json")))
+    e = ev["eplb.json"]
+    print(f"### {titles[c]}\n")
+    print("| placement (objective) | layer time, us | vs eplb | peak power, kW | vs eplb | energy per token, mJ | vs eplb |")
+    print("|---|---|---|---|---|---|---|")
+    def row(name, r, base):
+        print(f"| {name} | {lt(r):.1f} | {100 * (lt(r) / lt(base) - 1):+.2f} % | {r['peak_w'] / 1e3:.3f} | "
+              f"{100 * (r['peak_w'] / base['peak_w'] - 1):+.2f} % | {r['energy_per_token_j'] * 1e3:.4f} | "
+              f"{100 * (r['energy_per_token_j'] / base['energy_per_token_j'] - 1):+.2f} % |")
+    row("eplb", e, e)
+    row(f"search, peak-power ({secs['peak-power']} s)", ev["peak-power.json"], e)
+    row(f"search, energy ({secs['energy']} s)", ev["energy.json"], e)
+    eq = runs_of(os.path.join(d, "eval-eq.json"))
+    eqcap = json.load(open(os.path.join(d, "eval-eq.json")))["power_caps"]["gpu_w"]
+    for name, f in (("eplb", "eplb.json"), ("search, peak-power", "peak-power.json")):
+        row(f"{name} under a {eqcap:.0f} W per-GPU cap", eq[f], e)
+    print(f"\nUnder a per-GPU cap of {caps['gpu_w']:.0f} W (every placement simulated with it):\n")
+    print("| placement (objective) | layer time, us | vs eplb | throttled, us per layer | mean clock | energy per token, mJ |")
+    print("|---|---|---|---|---|---|")
+    ec = evc["eplb.json"]
+    for name, f in (("eplb", "eplb.json"), (f"search, time-under-cap ({secs['time-under-cap']} s)", "time-under-cap.json"),
+                    ("search, peak-power", "peak-power.json")):
+        r = evc[f]
+        print(f"| {name} | {lt(r):.1f} | {100 * (lt(r) / lt(ec) - 1):+.2f} % | {r['throttle']['throttled_us']:.1f} | "
+              f"{r['throttle']['clock_mean']:.3f} | {r['energy_per_token_j'] * 1e3:.4f} |")
+    print(f"\nPareto answer on time and peak power ({secs['pareto']} s; 5 mix searches, eplb and five other "
+          "algorithms), every point on the held-out requests (\\* = on the training front):\n")
+    print("| point | layer time, us | vs eplb | peak power, kW | vs eplb | energy per token, mJ |")
+    print("|---|---|---|---|---|---|")
+    for k, p in enumerate(front["points"]):
+        r = ev[p["placement"]]
+        star = "\\* " if p["front"] else ""
+        print(f"| {star}{p['label']} | {lt(r):.1f} | {100 * (lt(r) / lt(e) - 1):+.2f} % | "
+              f"{r['peak_w'] / 1e3:.3f} | {100 * (r['peak_w'] / e['peak_w'] - 1):+.2f} % | "
+              f"{r['energy_per_token_j'] * 1e3:.4f} |")
+    print()
+PY
+fi
 echo "results in $out" >&2

@@ -171,7 +171,9 @@ static void test_incremental_equals_full(void **state) {
     (void)state;
     ms_rng r;
     ms_rng_seed(&r, 7);
-    for (int cfg = 0; cfg < 48; cfg++) {
+    double *tab = sg_clock_table_new(2.4, 0.3);
+    int npw = 0;
+    for (int cfg = 0; cfg < 96; cfg++) {
         sg_params p;
         memset(&p, 0, sizeof p);
         p.cl.rows = 1 + (uint32_t)ms_rng_below(&r, 3);
@@ -237,7 +239,39 @@ static void test_incremental_equals_full(void **state) {
         }
         aoff[B] = a;
         for (size_t i = 0; i < (size_t)p.cl.rows * p.n_logical; i++) orow[i] = (double)ms_rng_below(&r, 50);
-        sg_data d = {B, cnt, ntok, orow, p.route == SG_LEAST ? aoff : NULL, aid};
+        /* power objectives on half the roofline configurations: random caps,
+         * weights, norms, dense work, with and without the clock table */
+        sg_power pw;
+        double *dense = NULL;
+        if (p.unit == SG_ROOF && ms_rng_below(&r, 2)) {
+            memset(&pw, 0, sizeof pw);
+            pw.tok_flop_j = 2e-4 * ms_rng_uniform(&r);
+            pw.tok_hbm_j = 2e-5 * ms_rng_uniform(&r);
+            pw.inst_hbm_j = 1e-3 * ms_rng_uniform(&r);
+            pw.idle_w = 50;
+            pw.alpha = 2.4;
+            pw.min_clock = 0.3;
+            pw.gpu_w = ms_rng_below(&r, 3) ? 80 + 500 * ms_rng_uniform(&r) : INFINITY;
+            pw.row_w = ms_rng_below(&r, 2) ? p.cl.cols * (60 + 300 * ms_rng_uniform(&r)) : INFINITY;
+            pw.cluster_w = ms_rng_below(&r, 2) ? D * (60 + 300 * ms_rng_uniform(&r)) : INFINITY;
+            for (int k = 0; k < 3; k++) {
+                pw.w[k] = ms_rng_below(&r, 3) ? ms_rng_uniform(&r) : 0;
+                pw.norm[k] = 0.5 + ms_rng_uniform(&r) * 100;
+            }
+            pw.w[ms_rng_below(&r, 3)] += 0.1;
+            pw.peak_tail = 0.05 + 0.95 * ms_rng_uniform(&r);
+            pw.clock_tab = ms_rng_below(&r, 2) ? tab : NULL;
+            p.pw = &pw;
+            dense = calloc((size_t)3 * B * D, sizeof *dense);
+            for (size_t i = 0; i < (size_t)B * D; i++)
+                if (ms_rng_below(&r, 3)) {
+                    dense[i] = 20 * ms_rng_uniform(&r);
+                    dense[B * D + i] = 3e-3 * ms_rng_uniform(&r);
+                    dense[2 * B * D + i] = 1e-3 * ms_rng_uniform(&r);
+                }
+        }
+        sg_data d = {B,   cnt, ntok, orow, p.route == SG_LEAST ? aoff : NULL, aid, dense, dense ? dense + B * D : NULL,
+                     dense ? dense + 2 * (size_t)B * D : NULL};
         int32_t *slots = calloc(P, sizeof *slots), *check = calloc(P, sizeof *check);
         rand_slots(&r, &p.cl, E, p.shared_id, nshared, empty, slots);
         sg_state *s = NULL;
@@ -284,7 +318,11 @@ static void test_incremental_equals_full(void **state) {
         free(orow);
         free(aoff);
         free(aid);
+        free(dense);
+        npw += p.pw != NULL;
     }
+    assert_true(npw > 5);
+    ms_free(tab);
 }
 
 /* Hand-computed instance loads. */
@@ -383,7 +421,7 @@ static void test_surrogate_matches_sim(void **state) {
             p.n_inst = pl->n_phys;
             p.unit = SG_ASSIGN;
             p.time_weights = true;
-            sg_data d = {w.B, w.cnt, w.ntok, NULL, w.aoff, w.aid};
+            sg_data d = {w.B, w.cnt, w.ntok, NULL, w.aoff, w.aid, NULL, NULL, NULL};
             sg_state *s = NULL;
             assert_int_equal(sg_new(&p, &d, pl->phy2log, &s, &err), MS_OK);
             assert_int_equal(res->n_records, w.B);

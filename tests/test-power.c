@@ -55,7 +55,7 @@ static void test_one_device_by_hand(void **state) {
     ms_error err = {0};
     assert_int_equal(ms_power_phases_new(1, 1, &p, &err), MS_OK);
     double cs = 0.5, cm = 0.25, fl = 1e12, hb = 1e9, nv = 1e9, nt = 1e6;
-    ms_power_phase ph = {3, 7, 1.0, &cs, &cm, &fl, &hb, &nv, &nt};
+    ms_power_phase ph = {3, 7, 1.0, &cs, &cm, &fl, &hb, &nv, &nt, NULL};
     assert_int_equal(ms_power_phases_set(p, 0, &ph, &err), MS_OK);
     p->tokens = 10;
     ms_power_result *r;
@@ -102,8 +102,8 @@ static void test_timeline_and_wait(void **state) {
     assert_int_equal(ms_power_phases_new(2, 2, &p, &err), MS_OK);
     double cs0[2] = {1.0, 0.25}, zero[2] = {0, 0}, fl0[2] = {4e12, 1e12};
     double cs1[2] = {0.5, 0.5}, fl1[2] = {2e12, 2e12};
-    ms_power_phase a = {0, 0, 1.0, cs0, NULL, fl0, zero, zero, zero};
-    ms_power_phase b = {0, 1, 0.5, cs1, NULL, fl1, zero, zero, zero};
+    ms_power_phase a = {0, 0, 1.0, cs0, NULL, fl0, zero, zero, zero, NULL};
+    ms_power_phase b = {0, 1, 0.5, cs1, NULL, fl1, zero, zero, zero, NULL};
     assert_int_equal(ms_power_phases_set(p, 0, &a, &err), MS_OK);
     assert_int_equal(ms_power_phases_set(p, 1, &b, &err), MS_OK);
     ms_power_result *r;
@@ -155,7 +155,7 @@ static void test_parts_sum(void **state) {
                 if (cs[d] + cm[d] > wall) wall = cs[d] + cm[d];
             }
             /* sometimes shorter than compute + comm (overlap), never shorter than compute */
-            ms_power_phase ph = {i, 0, wall * (0.8 + 0.4 * uni(&g)), cs, cm, fl, hb, nv, nt};
+            ms_power_phase ph = {i, 0, wall * (0.8 + 0.4 * uni(&g)), cs, cm, fl, hb, nv, nt, NULL};
             for (uint32_t d = 0; d < D; d++)
                 if (cs[d] > ph.wall_s) cs[d] = ph.wall_s;
             assert_int_equal(ms_power_phases_set(p, i, &ph, &err), MS_OK);
@@ -210,7 +210,7 @@ static void test_imbalance_never_lowers_energy(void **state) {
                 hb[d] = load[d] * 1e8;
                 if (cs[d] > wall) wall = cs[d];
             }
-            ms_power_phase ph = {0, 0, wall, cs, NULL, fl, hb, z, z};
+            ms_power_phase ph = {0, 0, wall, cs, NULL, fl, hb, z, z, NULL};
             assert_int_equal(ms_power_phases_set(p, 0, &ph, &err), MS_OK);
             ms_power_result *r;
             assert_int_equal(ms_power_compute(p, &c, &r, &err), MS_OK);
@@ -268,7 +268,7 @@ static void test_bad_phases(void **state) {
     assert_int_equal(ms_power_phases_new(0, 1, &p, &err), MS_E_INPUT);
     assert_int_equal(ms_power_phases_new(2, 1, &p, &err), MS_OK);
     double cs[2] = {2.0, 0}, z[2] = {0, 0}, neg[2] = {-1, 0}, one[2] = {1e9, 0};
-    ms_power_phase ph = {0, 0, 1.0, cs, NULL, z, z, z, z};
+    ms_power_phase ph = {0, 0, 1.0, cs, NULL, z, z, z, z, NULL};
     ms_power_result *r = NULL;
     assert_int_equal(ms_power_phases_set(p, 0, &ph, &err), MS_OK);
     assert_int_equal(ms_power_compute(p, &c, &r, &err), MS_E_INPUT); /* computes longer than the wall */
@@ -307,7 +307,7 @@ static void test_sim_converter(void **state) {
     double load[2] = {3, 1}, otok[2] = {2, 2}, dense[2] = {10, 10}, comp[2] = {60, 20}, disp[2] = {15, 15},
            comb[2] = {15, 15}, busy[2] = {70, 30}, idle[2] = {30, 70}, fl[2] = {1e9, 2e9}, hb[2] = {3e6, 4e6},
            si[2] = {100, 200}, se[2] = {300, 400}, ri[2] = {0, 0}, re[2] = {0, 0};
-    ms_sim_step st = {&rec, 2, load, otok, dense, comp, disp, comb, busy, idle, fl, hb, si, se, ri, re};
+    ms_sim_step st = {&rec, 2, load, otok, dense, comp, disp, comb, busy, idle, fl, hb, si, se, ri, re, NULL};
     ms_power_phases *p;
     ms_error err = {0};
     assert_int_equal(ms_power_phases_new(2, 6, &p, &err), MS_OK);

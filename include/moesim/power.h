@@ -10,6 +10,10 @@
  *              (hops + 1) x optics) pJ/bit
  *   static   = idle W x the time the device is active
  *   wait     = idle W x the time it waits for the slowest device
+ * A device that computed at clock fraction f < 1 (a power cap, see "power
+ * caps") spends compute = FLOPs x pJ/FLOP x f^(alpha - 1) (dynamic energy
+ * per operation ~ V^2 ~ f^(alpha - 1)); its compute_s is then the throttled
+ * time, so static and wait come from the longer phase.
  * A device is active for min(wall, compute_s + comm_s); it then waits (idle
  * W) until the phase's wall time, which is the slowest device's. While
  * computing it draws idle W + (compute + memory energy) / compute_s, while
@@ -33,6 +37,7 @@ extern "C" {
 #endif
 
 struct ms_sim_step;       /* moesim/sim.h */
+struct ms_sim_throttle;   /* moesim/sim.h */
 struct ms_hw_preset;      /* moesim/sim.h */
 struct ms_model_preset;   /* moesim/sim.h */
 
@@ -116,9 +121,10 @@ typedef struct ms_power_phase {
     const double *hbm_bytes;
     const double *nvlink_bytes; /* sent inside the node */
     const double *net_bytes;    /* sent between nodes */
+    const double *clock;        /* clock fraction (0, 1] the device computed at (NULL = 1) */
 } ms_power_phase;
 
-#define MS_POWER_FIELDS 6 /* compute_s, comm_s, flops, hbm_bytes, nvlink_bytes, net_bytes */
+#define MS_POWER_FIELDS 7 /* compute_s, comm_s, flops, hbm_bytes, nvlink_bytes, net_bytes, clock */
 
 /* A run as a sequence of phases on n_devices devices (phases run one after
  * another). Storage is dense: dev[(phase * MS_POWER_FIELDS + field) *
@@ -134,7 +140,7 @@ typedef struct ms_power_phases {
     double *dev;              /* see above */
 } ms_power_phases;
 
-/* n_phases zeroed phases of n_devices devices. MS_E_INPUT when n_devices or
+/* n_phases zeroed phases of n_devices devices (clocks 1). MS_E_INPUT when n_devices or
  * n_phases is 0; MS_E_NOMEM (also when the size overflows). */
 ms_status ms_power_phases_new(uint32_t n_devices, uint64_t n_phases, ms_power_phases **out, ms_error *err);
 void ms_power_phases_free(ms_power_phases *p);
@@ -150,8 +156,9 @@ void ms_power_phases_get(const ms_power_phases *p, uint64_t i, ms_power_phase *o
  * becomes step's (batch, layer) with wall = rec->layer_us, compute_s =
  * busy_us (dense + expert compute), comm_s = dispatch_us + combine_us,
  * flops, hbm_bytes, nvlink_bytes = send_intra_bytes, net_bytes =
- * send_inter_bytes (bytes counted once, at the sender), all in seconds and
- * bytes; compute_s is clipped to the wall time (the schedule may round).
+ * send_inter_bytes (bytes counted once, at the sender), clock = step->clock
+ * (1 when NULL), all in seconds and bytes; compute_s is clipped to the wall
+ * time (the schedule may round).
  * Thread-safe for different i. MS_E_INPUT when i is out of range, the
  * device counts differ, or the step lacks flops/bytes (the mesh cost model
  * has none). */
@@ -161,7 +168,8 @@ ms_status ms_power_phases_set_sim(ms_power_phases *p, uint64_t i, const struct m
 /* Reads phases from JSON: {"devices": N, "precision": "bf16" (optional),
  * "tokens": T (optional), "phases": [{"batch": b, "layer": l, "wall_s": w,
  * "compute_s": [N], "comm_s": [N] (optional), "flops": [N], "hbm_bytes": [N],
- * "nvlink_bytes": [N], "net_bytes": [N]}, ...]}. Fails MS_E_IO if
+ * "nvlink_bytes": [N], "net_bytes": [N], "clock": [N] (optional, 1)}, ...]}.
+ * Fails MS_E_IO if
  * unreadable, MS_E_INPUT naming the file, phase and field on anything
  * malformed (wrong array length, non-numbers); MS_E_NOMEM. */
 ms_status ms_power_phases_read_json(const char *path, ms_power_phases **out, ms_error *err);
@@ -241,6 +249,31 @@ double ms_power_cap_clock(const ms_energy_coeffs *c, double cap_w, double comp_w
  * limits even at min_clock (0 when every limit is met). Cannot fail. */
 uint32_t ms_power_cap_clocks(const ms_energy_coeffs *c, const ms_power_cap *cap, uint32_t n_devices, uint32_t cols,
                              const double *comp_w, const double *mem_w, double *clock);
+
+/* Power caps for the simulator (moesim/sim.h, ms_sim_opts.throttle): a
+ * device that computed busy_us at full clock with `flops` FLOPs and
+ * `hbm_bytes` HBM bytes draws comp_w = flops x pJ/FLOP (of the precision) /
+ * busy and mem_w = hbm_bytes x 8 x hbm pJ/bit / busy; ms_power_cap_clocks
+ * gives the clocks. */
+typedef struct ms_power_throttle {
+    ms_energy_coeffs coeffs;
+    ms_power_cap cap;
+    ms_precision precision;
+    uint32_t cols;              /* devices per row (node) */
+} ms_power_throttle;
+
+/* Fills t (copies c and cap) and points out at it: out->clocks =
+ * ms_power_throttle_clocks, out->ctx = t (t must outlive the runs). Fails
+ * MS_E_INPUT when c fails ms_energy_check or cap fails ms_power_cap_check
+ * for n_devices in rows of cols. */
+ms_status ms_power_throttle_init(ms_power_throttle *t, const ms_energy_coeffs *c, const ms_power_cap *cap,
+                                 ms_precision precision, uint32_t n_devices, uint32_t cols,
+                                 struct ms_sim_throttle *out, ms_error *err);
+/* The callback (signature of ms_sim_throttle.clocks); ctx is an
+ * ms_power_throttle. Returns the devices whose limits could not be met.
+ * Thread-safe (reads ctx only). Cannot fail. */
+uint32_t ms_power_throttle_clocks(void *ctx, uint32_t n_devices, const double *busy_us, const double *flops,
+                                  const double *hbm_bytes, double *clock, double *scratch);
 
 /* ------------------------------------------------------------ results */
 

@@ -13,6 +13,8 @@
  *  - power      `moesim power --format json` (energy breakdown, timeline);
  *  - scale      `moesim scale --format json` (model family, power wall);
  *  - sweep      `moesim sweep -o FILE.json` (rows of a parameter grid);
+ *  - pareto     `moesim place --algo search --pareto AXES -o FILE.json` (points
+ *               with layer time, peak power, energy per token, front or not);
  *  - other      any other JSON object: its top-level numbers are tabulated.
  * Sections whose inputs are missing are left out; keys a file lacks are
  * skipped. A trace (loaded by the caller) can be added as statistics with
@@ -40,6 +42,7 @@ typedef enum ms_report_kind {
     MS_REPORT_POWER,
     MS_REPORT_SCALE,
     MS_REPORT_SWEEP,
+    MS_REPORT_PARETO,
     MS_REPORT_OTHER
 } ms_report_kind;
 

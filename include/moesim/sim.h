@@ -205,6 +205,24 @@ char **ms_preset_list(const char *kind /* "hw" or "model" */);
  * 128/8: qwen3-235b-a22b, 8/2: mixtral-8x7b), or NULL. */
 const char *ms_model_preset_guess(uint32_t n_experts, uint32_t top_k);
 
+/* The roofline's work constants for a hardware and a model preset (see
+ * docs/MODEL.md, "The roofline cost model"): peak P = the FP8 peak when
+ * expert weights are 1 byte, else BF16. placed_shared: the placement holds
+ * the shared expert (else it is dense work on every token). */
+typedef struct ms_roofline {
+    double peak_per_us;      /* P, FLOP/us */
+    double flops_per_us;     /* P x MFU */
+    double hbm_per_us;       /* HBM bandwidth x utilisation, bytes/us */
+    double expert_flops_tok; /* FLOPs of one assignment: 2 x 3 h i */
+    double expert_wbytes;    /* an expert instance's weight bytes: 3 h i x bytes per weight */
+    double act_bytes_tok;    /* activation bytes of one assignment: 4 h (BF16 in and out) */
+    double dense_flops_tok;  /* dense FLOPs per token starting on a device */
+    double dense_bytes;      /* dense weight bytes read by a device with tokens */
+} ms_roofline;
+
+/* Fills r. Cannot fail. */
+void ms_roofline_init(const ms_hw_preset *hw, const ms_model_preset *m, bool placed_shared, ms_roofline *r);
+
 /* ---------------------------------------------------------------- batches */
 
 typedef struct ms_batch_opts {
@@ -263,6 +281,21 @@ void ms_batch_plan_free(ms_batch_plan *p);
 
 /* -------------------------------------------------------------- simulation */
 
+/* Clock throttling (power caps) for the roofline cost model, supplied by a
+ * later stage (moesim/power.h: ms_power_throttle) so that the simulator
+ * does not depend on it. Called once per (micro-)batch, after routing and
+ * before the phase maxima, with every device's compute busy time at full
+ * clock (dense + experts, us), FLOPs and HBM bytes of that (micro-)batch;
+ * writes every device's clock fraction in (0, 1] to clock and returns how
+ * many devices could not be held to their limits. scratch holds 2 x
+ * n_devices doubles the callback may use. Called from several threads at
+ * once: it must only read ctx. */
+typedef struct ms_sim_throttle {
+    uint32_t (*clocks)(void *ctx, uint32_t n_devices, const double *busy_us, const double *flops,
+                       const double *hbm_bytes, double *clock, double *scratch);
+    void *ctx;
+} ms_sim_throttle;
+
 typedef struct ms_sim_opts {
     ms_cost_model cost_model;   /* default MS_COST_MESH */
     ms_route route;             /* default MS_ROUTE_BALANCED */
@@ -284,6 +317,10 @@ typedef struct ms_sim_opts {
     const ms_hw_preset *hw;     /* roofline: required */
     const ms_model_preset *model;/* roofline: required; mesh: message bytes (NULL = no bytes) */
     const uint16_t *origin_rows;/* MS_ORIGIN_TRACE: [n_layers][n_tokens] rows, else NULL */
+    const ms_sim_throttle *throttle; /* roofline: clocks under power caps; NULL (default) = full
+                                   clock. A device's dense and expert compute take time / clock
+                                   before the phase maxima and the schedule; communication is
+                                   not throttled */
     uint64_t batch_begin;       /* simulate the plan's batches [batch_begin, batch_end) only */
     uint64_t batch_end;         /* 0 (default) = to the last batch; records keep the plan's
                                    batch numbers, and a batch gives the same record whatever
@@ -310,6 +347,10 @@ typedef struct ms_sim_record {
     double layer_us;           /* mesh: mean over origin rows of the sum; roofline: schedule */
     double intra_bytes, inter_bytes; /* dispatch + combine, inside rows / between rows */
     double busy_us;            /* sum over devices of compute busy time (dense + experts) */
+    /* with a throttle (else 0, 1, 1, 0): */
+    double throttled_us;       /* layer_us - the layer time at full clock (>= 0) */
+    double clock_mean, clock_min; /* over devices, of each device's effective clock */
+    uint32_t cap_unmet;        /* devices (per micro-batch) whose limits could not be met */
 } ms_sim_record;
 
 /* Per-device view of one (batch, layer), given to ms_sim_hooks.step. Arrays
@@ -325,6 +366,8 @@ typedef struct ms_sim_step {
     const double *flops;         /* expert + dense FLOPs */
     const double *hbm_bytes;     /* weight and activation bytes read/written */
     const double *send_intra_bytes, *send_inter_bytes, *recv_intra_bytes, *recv_inter_bytes;
+    const double *clock;         /* effective clock: busy time at full clock / busy_us (1 when
+                                    the device did not compute); NULL without a throttle */
 } ms_sim_step;
 
 typedef struct ms_sim_hooks {
@@ -354,19 +397,29 @@ typedef struct ms_sim_summary {
     double coeffs[4];       /* mesh (A, B, C, D) used */
     double capacity_factor; /* the one applied (0 = none) */
     double eval_seconds;    /* wall time of ms_sim_run */
+    /* power caps (opts.throttle; else false, 0, 0, 1, 1, 0) */
+    bool throttled;         /* a throttle was applied */
+    double throttled_us;    /* mean over records of layer_us - layer time at full clock */
+    double throttled_share; /* share of records where some device ran below full clock */
+    double clock_mean, clock_min; /* over records and devices, of the effective clock */
+    uint64_t cap_unmet;     /* sum of the records' cap_unmet */
 } ms_sim_summary;
 
 typedef struct ms_sim_result {
     ms_sim_summary summary;
     uint64_t n_records;
     ms_sim_record *records;  /* batch-major: [batch][evaluated layer]; NULL unless keep_records */
+    uint32_t n_devices;
+    double *dev_clock_mean;  /* [n_devices] mean over records of the device's effective clock, */
+    double *dev_clock_min;   /* [n_devices] and its minimum; both NULL without a throttle */
 } ms_sim_result;
 
 /* Simulates plan over placement p. The placement has one layer (used for
  * every trace layer) or as many as the trace; its routed experts cover the
  * trace's ids; a shared expert in the placement is chosen by every token as
- * one more assignment. Mesh needs a route other than split. Fails MS_E_INPUT
- * on those mismatches, a layer out of range, a batch range that is empty or
+ * one more assignment. Mesh needs a route other than split. Without a
+ * throttle the results are those of a simulation at full clock, bit for bit.
+ * Fails MS_E_INPUT on those mismatches, a throttle with the mesh model, a layer out of range, a batch range that is empty or
  * outside the plan, a plan made for another device
  * count, missing presets for roofline, origin TRACE without origin_rows;
  * MS_E_NOMEM. Same inputs -> same result, whatever the thread count. */
@@ -382,7 +435,10 @@ void ms_sim_result_free(ms_sim_result *r);
  * combine_us, records, coeffs. NULL only when out of memory. */
 struct json_t *ms_sim_summary_json(const ms_sim_summary *s, ms_cost_model model);
 
-/* One record as a JSON object, with per-device arrays when step is given. */
+/* One record as a JSON object, with per-device arrays when step is given
+ * (and its throttle figures with device_clock when step->clock is set). The
+ * summary's JSON has throttled_us, throttled_share, clock_mean, clock_min and
+ * cap_unmet when it was throttled. */
 struct json_t *ms_sim_record_json(const ms_sim_record *r, const ms_sim_step *step);
 
 /* ------------------------------------------------------------ JSONL traces */

@@ -103,7 +103,7 @@ int cmd_calibrate(int argc, char **argv) {
         case 'o': out = optarg; break;
         case O_QUIET: progress = -1; break;
         case O_PROGRESS: progress = 1; break;
-        case 'h': fputs(usage_text, stdout); return 0;
+        case 'h': cli_print_help(usage_text); return 0;
         default: return cli_usage(CMD, "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }

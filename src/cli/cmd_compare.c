@@ -27,7 +27,9 @@ static const char *usage_text =
     "Every other option is simulate's (see moesim simulate --help): --cost-model, --batch,\n"
     "--batch-tokens, --decode-batch, --dp, --overflow, --origin-rows, --mesh-table, --hw,\n"
     "--model, --overlap, --layer, --row-local-slack, --cluster, --experts, --seed,\n"
-    "--threads, --quiet, --progress, --format table|json|csv, -o FILE.\n"
+    "--threads, --quiet, --progress, --format table|json|csv, -o FILE, and the power caps\n"
+    "--gpu-power-cap W|none (default: the energy preset's TDP), --row-power-cap KW,\n"
+    "--cluster-power-cap KW, --energy NAME (throttled time and clocks then join every line).\n"
     "\n"
     "  --details           json: every run also carries its per-(batch, layer) records with\n"
     "                      per-device load, tokens, busy and idle time, as simulate --details\n"
@@ -47,7 +49,10 @@ static json_t *run_json(const sim_cli *o, const sim_inputs *in, int pi, int ri, 
     json_object_set_new(r, "algorithm", json_string(in->pl[pi]->algorithm));
     json_object_set_new(r, "cluster", sim_cli_cluster_json(in->pl[pi]));
     json_object_set_new(r, "route", json_string(ms_route_name(o->routes[ri])));
-    json_object_set_new(r, "summary", ms_sim_summary_json(&res->summary, o->so.cost_model));
+    json_t *sum = ms_sim_summary_json(&res->summary, o->so.cost_model);
+    json_t *clocks = sim_cli_clocks_json(res);
+    if (clocks) json_object_set_new(sum, "device_clock", clocks);
+    json_object_set_new(r, "summary", sum);
     return r;
 }
 
@@ -67,6 +72,7 @@ int cmd_compare(int argc, char **argv) {
     double t0 = ms_now();
     sim_inputs in;
     rc = sim_cli_load(cmd, &o, &in);
+    if (!rc) rc = sim_cli_caps(cmd, &o, &in, NULL, NULL);
     if (rc) {
         sim_inputs_free(&in);
         return rc;
@@ -149,37 +155,51 @@ int cmd_compare(int argc, char **argv) {
                 fprintf(fp, "placement,algorithm,route,imbalance_mean,imbalance_p50,imbalance_p95,imbalance_p99,"
                             "imbalance_max,layer_us_mean,layer_us_p50,layer_us_p95,layer_us_p99,layer_us_max,"
                             "batch_us_p99,tokens_per_second,dropped_tokens,rerouted_tokens,intra_row_bytes,"
-                            "inter_row_bytes\n");
+                            "inter_row_bytes,throttled_us,throttled_share,clock_mean,clock_min,cap_unmet\n");
                 for (int pi = 0; pi < o.n_placements; pi++)
                     for (int ri = 0; ri < o.n_routes; ri++) {
                         const ms_sim_summary *s = &res[pi * o.n_routes + ri]->summary;
                         fprintf(fp,
                                 "%s,%s,%s,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,"
-                                "%llu,%llu,%.17g,%.17g\n",
+                                "%llu,%llu,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%llu\n",
                                 o.placements[pi], in.pl[pi]->algorithm, ms_route_name(o.routes[ri]),
                                 s->imbalance.mean, s->imbalance.p50, s->imbalance.p95, s->imbalance.p99,
                                 s->imbalance.max, s->layer_us.mean, s->layer_us.p50, s->layer_us.p95,
                                 s->layer_us.p99, s->layer_us.max, s->batch_us.p99, s->tokens_per_second,
                                 (unsigned long long)s->dropped, (unsigned long long)s->rerouted, s->intra_bytes,
-                                s->inter_bytes);
+                                s->inter_bytes, s->throttled_us, s->throttled_share, s->clock_mean, s->clock_min,
+                                (unsigned long long)s->cap_unmet);
                     }
             } else {
-                fprintf(fp, "trace %s: %llu batches (%s), cost model %s\n\n", in.trace->label,
+                fprintf(fp, "trace %s: %llu batches (%s), cost model %s\n", in.trace->label,
                         (unsigned long long)in.plan->n_batches, ms_batch_mode_name(o.bo.mode),
                         ms_cost_model_name(o.so.cost_model));
-                fprintf(fp, "%-28s %-18s %9s %9s %11s %11s %11s %12s %9s %9s %12s\n", "placement", "route", "imb mean",
+                bool thr = o.so.throttle != NULL;
+                if (o.so.cost_model == MS_COST_ROOFLINE) {
+                    char caps[256];
+                    sim_cli_caps_text(&in, caps, sizeof caps);
+                    fprintf(fp, "power caps %s\n", caps);
+                }
+                fprintf(fp, "\n");
+                fprintf(fp, "%-28s %-18s %9s %9s %11s %11s %11s %12s %9s %9s %12s", "placement", "route", "imb mean",
                         "imb p99", "layer mean", "layer p95", "layer p99", "tokens/s", "dropped", "rerouted",
                         "inter bytes");
+                if (thr) fprintf(fp, " %11s %9s %9s %9s", "throttled", "clk mean", "clk min", "unmet");
+                fprintf(fp, "\n");
                 for (int pi = 0; pi < o.n_placements; pi++)
                     for (int ri = 0; ri < o.n_routes; ri++) {
                         const ms_sim_summary *s = &res[pi * o.n_routes + ri]->summary;
                         const char *name = o.placements[pi];
                         size_t n = strlen(name);
                         if (n > 28) name += n - 28;
-                        fprintf(fp, "%-28s %-18s %9.4f %9.4f %11.2f %11.2f %11.2f %12.1f %9llu %9llu %12.4g\n", name,
+                        fprintf(fp, "%-28s %-18s %9.4f %9.4f %11.2f %11.2f %11.2f %12.1f %9llu %9llu %12.4g", name,
                                 ms_route_name(o.routes[ri]), s->imbalance.mean, s->imbalance.p99, s->layer_us.mean,
                                 s->layer_us.p95, s->layer_us.p99, s->tokens_per_second,
                                 (unsigned long long)s->dropped, (unsigned long long)s->rerouted, s->inter_bytes);
+                        if (thr)
+                            fprintf(fp, " %11.2f %9.4f %9.4f %9llu", s->throttled_us, s->clock_mean, s->clock_min,
+                                    (unsigned long long)s->cap_unmet);
+                        fprintf(fp, "\n");
                     }
                 fprintf(fp, "\nload %.3f s, eval %.3f s\n", in.load_seconds, eval_s);
             }

@@ -46,7 +46,7 @@ int cmd_info(int argc, char **argv) {
         case 'o': outpath = optarg; break;
         case 'q': to.progress = -1; break;
         case 'p': to.progress = 1; break;
-        case 'h': fputs(usage_text, stdout); return 0;
+        case 'h': cli_print_help(usage_text); return 0;
         default: return cli_usage("info", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }

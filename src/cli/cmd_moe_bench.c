@@ -368,7 +368,7 @@ int cmd_moe_bench(int argc, char **argv) {
         case O_GAMMA: if (cli_parse_double(CMD, "--gamma", optarg, &a.gamma)) return 2; break;
         case O_SKEW: if (cli_parse_double(CMD, "--skew", optarg, &a.skew)) return 2; break;
         case O_HIDDEN: if (cli_parse_u32(CMD, "--hidden", optarg, &a.hidden)) return 2; break;
-        case 'h': fputs(usage_text, stdout); return 0;
+        case 'h': cli_print_help(usage_text); return 0;
         default: return cli_usage(CMD, "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }

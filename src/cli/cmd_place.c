@@ -86,7 +86,27 @@ static const char *usage_text =
     "search options (--algo search; simulation options as in moesim simulate --help):\n"
     "  --init ALGO        starting placement (default eplb; any algorithm above)\n"
     "  --objective O      what the simulation on the training batches minimises: mean, p95,\n"
-    "                     p99 of the layer time, imbalance (mean; default) or imbalance-p99\n"
+    "                     p99 of the layer time, imbalance (mean; default) or imbalance-p99;\n"
+    "                     power (roofline): energy (J per token), peak-power (the highest\n"
+    "                     (batch, layer) cluster power), time-under-cap (mean layer time with\n"
+    "                     the caps' throttled clocks), mix (--mix weights); the surrogate then\n"
+    "                     prices each device's power and clock incrementally, the candidates are\n"
+    "                     simulated with the caps and priced by the power model\n"
+    "  --mix T,P,E        weights of layer time, peak power and energy per token, each over\n"
+    "                     --init's value (--objective mix; default 1,0,0)\n"
+    "  --gpu-power-cap W, --row-power-cap KW, --cluster-power-cap KW, --energy NAME\n"
+    "                     power caps in every simulation of the search, as moesim simulate\n"
+    "                     (per-GPU default: the energy preset's TDP)\n"
+    "  --pareto AXES      a Pareto answer instead of one placement: AXES = two or three of\n"
+    "                     time, peak-power, energy (e.g. time,peak-power); runs mix searches for\n"
+    "                     weights spread over the axes, places --init and the other algorithms,\n"
+    "                     simulates and prices every point on the training batches, and writes\n"
+    "                     -o FILE.json (every point's layer time mean / p99, peak power, energy\n"
+    "                     per token, front or not) with each placement beside it as FILE.NN.json;\n"
+    "                     moesim report draws the front. --time-limit and --iterations apply to\n"
+    "                     each search\n"
+    "  --pareto-searches N   scalarised searches (default 5 for two axes, 7 for three)\n"
+    "  --pareto-algos LIST   the other algorithms shown as points (default: all but ilp)\n"
     "  --time-limit S     wall-clock cap for the whole search (default 10)\n"
     "  --iterations N     moves tried per layer (default 400 x slots, at least 20000);\n"
     "                     same seed and inputs give the same placement whatever --threads,\n"
@@ -122,13 +142,129 @@ static const char *usage_text =
     "examples:\n"
     "  moesim place --loads weight.csv --algo eplb --rows 2 --cols 4 --slots 2 --groups 4\n"
     "  moesim place ../shared/data/deepseek-v2-lite-puffin --algo replicate --rows 2 \\\n"
-    "      --cols 8 --slots 6 -o placement.json --peer l10.json --layer 10\n";
+    "      --cols 8 --slots 6 -o placement.json --peer l10.json --layer 10\n"
+    "  moesim place TRACE@train --algo search --objective time-under-cap --gpu-power-cap 300 \\\n"
+    "      --cost-model roofline --batch prefill --rows 2 --cols 8 --slots 6 -o capped.json\n"
+    "  moesim place TRACE@train --algo search --pareto time,peak-power --cost-model roofline \\\n"
+    "      --batch prefill --rows 2 --cols 8 --slots 6 -o front.json\n";
 
 enum {
     O_LOADS = 256, O_ALGO, O_ROWS, O_COLS, O_SLOTS, O_GROUPS, O_SHARED, O_SHARED_REPL, O_SHARED_LOAD, O_TOPK,
     O_REDUNDANT, O_SEED, O_TIME, O_FORMAT, O_SGLANG, O_PEER, O_LAYER, O_AXIS, O_HOTN, O_TAIL, O_COACTW,
-    O_THREADS, O_PHASE, O_WINDOW, O_EXPERTS, O_QUIET, O_PROGRESS, O_NO_LP, O_SEARCH
+    O_THREADS, O_PHASE, O_WINDOW, O_EXPERTS, O_QUIET, O_PROGRESS, O_NO_LP, O_SEARCH, O_PARETO, O_PARETO_N,
+    O_PARETO_ALGOS
 };
+
+#define MAX_PARETO_ALGOS 32
+
+/* The placement file of Pareto point k beside out: OUT minus ".json", then ".NN.json". */
+static void pareto_path(const char *out, size_t k, char *buf, size_t len) {
+    size_t n = strlen(out);
+    if (n > 5 && strcmp(out + n - 5, ".json") == 0) n -= 5;
+    snprintf(buf, len, "%.*s.%02zu.json", (int)n, out, k);
+}
+
+static json_t *metrics_json(const ms_search_metrics *m) {
+    json_t *o = json_object();
+    json_object_set_new(o, "layer_us_mean", json_real(m->layer_us_mean));
+    json_object_set_new(o, "layer_us_p99", json_real(m->layer_us_p99));
+    json_object_set_new(o, "peak_w", json_real(m->peak_w));
+    json_object_set_new(o, "energy_per_token_j", json_real(m->energy_per_token_j));
+    json_object_set_new(o, "energy_j", json_real(m->energy_j));
+    json_object_set_new(o, "imbalance_mean", json_real(m->imbalance_mean));
+    json_object_set_new(o, "throttled_us", json_real(m->throttled_us));
+    json_object_set_new(o, "clock_min", json_real(m->clock_min));
+    return o;
+}
+
+/* --pareto: every point's placement beside out, the front as JSON in out,
+ * and a summary of the points on stdout. Returns the exit code. */
+static int write_pareto(const char *cmd, const ms_pareto *pr, const ms_trace *t, const char *out, cli_format fmt) {
+    ms_error err = {0};
+    char path[1200];
+    json_t *root = json_object(), *pts = json_array(), *axes = json_array(), *sk = json_array();
+    for (uint32_t a = 0; a < pr->n_axes; a++) json_array_append_new(axes, json_string(ms_pareto_axis_name(pr->axes[a])));
+    for (size_t i = 0; i < pr->n; i++) {
+        const ms_pareto_point *x = &pr->pts[i];
+        pareto_path(out, i, path, sizeof path);
+        if (ms_placement_write_json(x->placement, path, &err) != MS_OK) {
+            json_decref(root);
+            json_decref(pts);
+            json_decref(axes);
+            json_decref(sk);
+            return cli_fail(cmd, &err);
+        }
+        const char *base = strrchr(path, '/');
+        json_t *o = metrics_json(&x->m);
+        json_object_set_new(o, "label", json_string(x->label));
+        json_object_set_new(o, "source", json_string(x->source));
+        json_object_set_new(o, "algorithm", json_string(x->placement->algorithm));
+        json_object_set_new(o, "front", json_boolean(x->front));
+        json_object_set_new(o, "placement", json_string(base ? base + 1 : path));
+        if (strcmp(x->source, "search") == 0) {
+            json_t *w = json_array();
+            for (int k = 0; k < 3; k++) json_array_append_new(w, json_real(x->mix[k]));
+            json_object_set_new(o, "mix", w);
+        }
+        json_array_append_new(pts, o);
+    }
+    for (size_t i = 0; i < pr->n_skipped; i++) json_array_append_new(sk, json_string(pr->skipped[i]));
+    json_t *meta = json_object();
+    char dig[32];
+    snprintf(dig, sizeof dig, "%016llx", (unsigned long long)t->digest);
+    json_object_set_new(meta, "axes", axes);
+    json_object_set_new(meta, "trace", json_string(t->label));
+    json_object_set_new(meta, "trace_digest", json_string(dig));
+    json_object_set_new(meta, "note", json_string("every point simulated on the training batches and priced by the "
+                                                  "power model; front = not dominated on the axes"));
+    json_object_set_new(root, "command", json_string("place"));
+    json_object_set_new(root, "pareto", meta);
+    json_object_set_new(root, "points", pts);
+    json_object_set_new(root, "skipped", sk);
+    ms_afile f;
+    int rc = cli_open_output(cmd, out, &f);
+    if (rc == 0) {
+        if (json_dumpf(root, f.fp, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17)) != 0) {
+            ms_afile_abort(&f);
+            ms_error_set(&err, MS_E_IO, "could not write %s", out);
+            rc = cli_fail(cmd, &err);
+        } else {
+            fputc('\n', f.fp);
+            rc = cli_commit_output(cmd, &f);
+        }
+    }
+    if (rc == 0 && (rc = cli_open_output(cmd, "-", &f)) == 0) {
+        FILE *fp = f.fp;
+        if (fmt == CLI_JSON) {
+            json_dumpf(json_object_get(root, "points"), fp, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+            fputc('\n', fp);
+        } else if (fmt == CLI_CSV) {
+            fputs("label,source,front,layer_us_mean,layer_us_p99,peak_w,energy_per_token_j,placement\n", fp);
+            for (size_t i = 0; i < pr->n; i++) {
+                const ms_pareto_point *x = &pr->pts[i];
+                pareto_path(out, i, path, sizeof path);
+                fprintf(fp, "\"%s\",%s,%d,%.10g,%.10g,%.10g,%.10g,%s\n", x->label, x->source, x->front,
+                        x->m.layer_us_mean, x->m.layer_us_p99, x->m.peak_w, x->m.energy_per_token_j, path);
+            }
+        } else {
+            fprintf(fp, "Pareto points on the training requests (axes:");
+            for (uint32_t a = 0; a < pr->n_axes; a++) fprintf(fp, " %s", ms_pareto_axis_name(pr->axes[a]));
+            fprintf(fp, "); * = on the front\n%-44s %12s %12s %12s %14s\n", "point", "layer us", "p99 us",
+                    "peak kW", "mJ per token");
+            for (size_t i = 0; i < pr->n; i++) {
+                const ms_pareto_point *x = &pr->pts[i];
+                fprintf(fp, "%c %-42s %12.2f %12.2f %12.4f %14.6f\n", x->front ? '*' : ' ', x->label,
+                        x->m.layer_us_mean, x->m.layer_us_p99, x->m.peak_w / 1e3, x->m.energy_per_token_j * 1e3);
+            }
+            for (size_t i = 0; i < pr->n_skipped; i++) fprintf(fp, "skipped %s\n", pr->skipped[i]);
+            pareto_path(out, 0, path, sizeof path);
+            fprintf(fp, "front: %s; placements: %s ... (one per point)\n", out, path);
+        }
+        rc = cli_commit_output(cmd, &f);
+    }
+    json_decref(root);
+    return rc;
+}
 
 static void summary_row(double mx, double mean, double lb, double *cols) {
     cols[0] = mx;
@@ -229,7 +365,11 @@ int cmd_place(int argc, char **argv) {
         {"overflow", required_argument, 0, O_SEARCH},     {"origin-rows", required_argument, 0, O_SEARCH},
         {"mesh-table", required_argument, 0, O_SEARCH},   {"hw", required_argument, 0, O_SEARCH},
         {"model", required_argument, 0, O_SEARCH},        {"overlap", required_argument, 0, O_SEARCH},
-        {"sim-seed", required_argument, 0, O_SEARCH},
+        {"sim-seed", required_argument, 0, O_SEARCH},     {"energy", required_argument, 0, O_SEARCH},
+        {"gpu-power-cap", required_argument, 0, O_SEARCH}, {"row-power-cap", required_argument, 0, O_SEARCH},
+        {"cluster-power-cap", required_argument, 0, O_SEARCH}, {"mix", required_argument, 0, O_SEARCH},
+        {"pareto", required_argument, 0, O_PARETO},       {"pareto-searches", required_argument, 0, O_PARETO_N},
+        {"pareto-algos", required_argument, 0, O_PARETO_ALGOS},
         {0, 0, 0, 0}};
     const char *cmd = "place";
     ms_search_opts sopt;
@@ -243,6 +383,11 @@ int cmd_place(int argc, char **argv) {
     uint32_t layer = UINT32_MAX, u32 = 0;
     bool have_rows = false, have_cols = false, have_slots = false, have_sr = false;
     cli_trace_opts to = {0};
+    ms_pareto_opts pao;
+    memset(&pao, 0, sizeof pao);
+    bool pareto = false;
+    char algo_buf[1024];
+    const char *algo_list[MAX_PARETO_ALGOS + 1];
     ms_stats_opts so;
     ms_stats_opts_default(&so);
     ms_error err = {0};
@@ -312,7 +457,31 @@ int cmd_place(int argc, char **argv) {
         case O_QUIET: to.progress = -1; break;
         case O_PROGRESS: to.progress = 1; break;
         case O_NO_LP: o.lp_bound = false; break;
-        case 'h': fputs(usage_text, stdout); return 0;
+        case 'h': cli_print_help(usage_text); return 0;
+        case O_PARETO:
+            if (ms_pareto_axes_parse(optarg, pao.axes, &pao.n_axes, &err) != MS_OK) return cli_usage(cmd, "%s", err.msg);
+            pareto = true;
+            break;
+        case O_PARETO_N:
+            if (cli_parse_u32(cmd, "--pareto-searches", optarg, &pao.searches)) return 2;
+            if (pao.searches < 2 || pao.searches > 64) return cli_usage(cmd, "--pareto-searches must be 2..64");
+            break;
+        case O_PARETO_ALGOS: {
+            snprintf(algo_buf, sizeof algo_buf, "%s", optarg);
+            size_t n = 0;
+            char *save = NULL;
+            for (char *tok = strtok_r(algo_buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+                bool ok = false;
+                for (const char *const *a = ms_place_algorithms(); *a; a++) ok |= strcmp(*a, tok) == 0;
+                if (!ok || strcmp(tok, "search") == 0)
+                    return cli_usage(cmd, "--pareto-algos: unknown algorithm '%s' (see --help)", tok);
+                if (n == MAX_PARETO_ALGOS) return cli_usage(cmd, "--pareto-algos: at most %d", MAX_PARETO_ALGOS);
+                algo_list[n++] = tok;
+            }
+            algo_list[n] = NULL;
+            pao.algos = algo_list;
+            break;
+        }
         case O_SEARCH:
             if (li < 0 || ms_search_opts_set(&sopt, longopts[li].name, optarg, &err) != MS_OK)
                 return cli_usage(cmd, "%s", err.msg);
@@ -333,6 +502,11 @@ int cmd_place(int argc, char **argv) {
     if (have_search_opt && !search) return cli_usage(cmd, "search options need --algo search");
     if (search && loads_path) return cli_usage(cmd, "--algo search simulates the trace: give a TRACE, not --loads");
     if (!peer && !search && layer != UINT32_MAX) return cli_usage(cmd, "--layer goes with --peer");
+    if ((pareto || pao.searches || pao.algos) && !search) return cli_usage(cmd, "--pareto needs --algo search");
+    if ((pao.searches || pao.algos) && !pareto) return cli_usage(cmd, "--pareto-searches and --pareto-algos go with --pareto");
+    if (pareto && (!outpath || strcmp(outpath, "-") == 0))
+        return cli_usage(cmd, "--pareto writes the front and one placement per point: give -o FILE.json");
+    if (pareto && (sglang || peer)) return cli_usage(cmd, "--pareto writes moesim placements only (no --sglang, --peer)");
 
     ms_trace *trace = NULL;
     ms_stats *stats = NULL;
@@ -349,6 +523,10 @@ int cmd_place(int argc, char **argv) {
         if ((rc = cli_load_trace(cmd, argv + optind, n_traces, &to, &trace))) goto out;
         const char *sa = search ? sopt.init_algo : o.algo;
         so.coact = strcmp(sa, "coact") == 0 || strcmp(sa, "balance-coact") == 0;
+        for (size_t i = 0; pareto && !so.coact && (pao.algos ? pao.algos[i] : ms_place_algorithms()[i]); i++) {
+            const char *a = pao.algos ? pao.algos[i] : ms_place_algorithms()[i];
+            so.coact = strcmp(a, "coact") == 0 || strcmp(a, "balance-coact") == 0;
+        }
         if (ms_stats_compute(trace, &so, &stats, &err) != MS_OK || ms_stats_to_loads(stats, &loads, &err) != MS_OK) {
             rc = cli_fail(cmd, &err);
             goto out;
@@ -374,6 +552,16 @@ int cmd_place(int argc, char **argv) {
         sopt.time_limit_s = o.time_limit_s;
         sopt.threads = sopt.sim.threads = o.threads;
         if (layer != UINT32_MAX) sopt.sim.layer = layer;
+    }
+    if (pareto) {
+        ms_pareto *pr = NULL;
+        if (ms_pareto_run(trace, &in, &sopt, &pao, &pr, &err) != MS_OK) {
+            rc = cli_fail(cmd, &err);
+            goto out;
+        }
+        rc = write_pareto(cmd, pr, trace, outpath, fmt);
+        ms_pareto_free(pr);
+        goto out;
     }
     if ((search ? ms_search_run(trace, &in, &sopt, &p, &err) : ms_place_run(&in, &o, &p, &err)) != MS_OK ||
         ms_place_effective_loads(&in, &o, &eff, &err) != MS_OK) {

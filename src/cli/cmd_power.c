@@ -45,7 +45,13 @@ static const char *usage_text =
     "  --coef KEY=VALUE    override one coefficient (repeat): pj_per_flop_fp32,\n"
     "                      pj_per_flop_bf16, pj_per_flop_fp8, hbm_pj_per_bit,\n"
     "                      nvlink_pj_per_bit, nic_pj_per_bit, switch_pj_per_bit,\n"
-    "                      optics_pj_per_bit, switch_hops, idle_w, tdp_w, node_overhead_w, pue\n"
+    "                      optics_pj_per_bit, switch_hops, freq_exponent, min_clock, idle_w,\n"
+    "                      tdp_w, node_overhead_w, pue\n"
+    "  --gpu-power-cap W   per-GPU limit (default: the coefficients' tdp_w; none = no cap),\n"
+    "  --row-power-cap KW, --cluster-power-cap KW   budgets of a row (node) and of all GPUs\n"
+    "                      (trace mode; see moesim simulate --help): capped devices run at a\n"
+    "                      lower clock, FLOP energy scales as clock^(freq_exponent - 1), and\n"
+    "                      the throttled time, clocks and caps not met are reported\n"
     "  --precision P       of the FLOPs: bf16 (default; fp8 when the model's expert weights\n"
     "                      are 1 byte), fp8, fp32\n"
     "  --timeline          JSON: per phase, the cluster's average and peak power and every\n"
@@ -59,7 +65,8 @@ static const char *usage_text =
     "examples:\n"
     "  moesim power --synthetic --model deepseek-v3 --cluster 16x8 --hot 4 --hot-factor 4\n"
     "  moesim power ../shared/data/deepseek-v2-lite-puffin --placement eplb.json \\\n"
-    "      --placement contiguous.json --batch prefill --route least-loaded --hw h100-sxm\n";
+    "      --placement contiguous.json --batch prefill --route least-loaded --hw h100-sxm\n"
+    "  moesim power TRACE --placement eplb.json --batch prefill --gpu-power-cap 300\n";
 
 #define MAX_RUNS SIM_CLI_MAX_PLACEMENTS
 
@@ -87,7 +94,7 @@ static int take_power_opts(const char *cmd, int argc, char **argv, popts *o, int
         val = argv[++i];                                                           \
     } while (0)
         if (OPT("--help") || OPT("-h")) {
-            fputs(usage_text, stdout);
+            cli_print_help(usage_text);
             return 0;
         } else if (OPT("--energy")) {
             NEEDVAL();
@@ -135,6 +142,7 @@ typedef struct run {
     char label[256];
     ms_power_phases *ph;
     ms_power_result *res;
+    ms_sim_result *sim;   /* trace mode: the simulation (summary, per-device clocks) */
 } run;
 
 typedef struct hookctx {
@@ -180,6 +188,23 @@ static void table(FILE *fp, const run *r, int n, const ms_energy_coeffs *c, ms_p
     ROW("peak power of one device, W", "%14.6g", x->max_device_w);
     ROW("device energy max/mean", "%14.4f", x->device_power_imbalance);
     ROW("device-phases over TDP", "%14llu", (unsigned long long)x->over_tdp);
+    if (n > 0 && r[0].sim && r[0].sim->summary.throttled) {
+#define SROW(label, fmt, expr)                         \
+    do {                                               \
+        fprintf(fp, "%-34s", label);                   \
+        for (int i = 0; i < n; i++) {                  \
+            const ms_sim_summary *y = &r[i].sim->summary; \
+            fprintf(fp, " " fmt, expr);                \
+        }                                              \
+        fprintf(fp, "\n");                             \
+    } while (0)
+        SROW("throttled per layer, us", "%14.6g", y->throttled_us);
+        SROW("throttled (batch, layer), %", "%14.2f", 100 * y->throttled_share);
+        SROW("clock mean", "%14.4f", y->clock_mean);
+        SROW("clock min", "%14.4f", y->clock_min);
+        SROW("caps not met", "%14llu", (unsigned long long)y->cap_unmet);
+#undef SROW
+    }
     for (int k = 0; k < MS_PART_COUNT; k++) {
         char lab[64];
         snprintf(lab, sizeof lab, "  %s, J", ms_power_part_name((ms_power_part)k));
@@ -205,25 +230,39 @@ static void table(FILE *fp, const run *r, int n, const ms_energy_coeffs *c, ms_p
 }
 
 static void csv(FILE *fp, const run *r, int n) {
-    fprintf(fp, "run,label,phase,batch,layer,start_s,wall_s,avg_w,peak_w,energy_j\n");
+    fprintf(fp, "run,label,phase,batch,layer,start_s,wall_s,avg_w,peak_w,energy_j,clock_mean,clock_min\n");
     for (int i = 0; i < n; i++) {
         const ms_power_result *x = r[i].res;
-        for (uint64_t p = 0; p < x->n_phases; p++)
-            fprintf(fp, "%c,\"%s\",%llu,%llu,%u,%.17g,%.17g,%.17g,%.17g,%.17g\n", 'A' + i, r[i].label,
+        for (uint64_t p = 0; p < x->n_phases; p++) {
+            ms_power_phase v;
+            ms_power_phases_get(r[i].ph, p, &v);
+            double cs = 0, cm = 1;
+            for (uint32_t d = 0; d < r[i].ph->n_devices; d++) {
+                cs += v.clock[d];
+                if (v.clock[d] < cm) cm = v.clock[d];
+            }
+            fprintf(fp, "%c,\"%s\",%llu,%llu,%u,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g\n", 'A' + i, r[i].label,
                     (unsigned long long)p, (unsigned long long)r[i].ph->batch[p], r[i].ph->layer[p],
                     x->phase_start_s[p], r[i].ph->wall_s[p], x->phase_avg_w[p], x->phase_peak_w[p],
-                    x->phase_energy_j[p]);
+                    x->phase_energy_j[p], cs / r[i].ph->n_devices, cm);
+        }
     }
 }
 
 static int finish(const char *cmd, run *r, int n, const ms_energy_coeffs *c, ms_precision prec, const popts *po,
-                  cli_format fmt, const char *out, const char *mode) {
+                  cli_format fmt, const char *out, const char *mode, json_t *caps) {
     ms_error err = {0};
     for (int i = 0; i < n; i++)
-        if (ms_power_compute(r[i].ph, c, &r[i].res, &err) != MS_OK) return cli_fail(cmd, &err);
+        if (ms_power_compute(r[i].ph, c, &r[i].res, &err) != MS_OK) {
+            json_decref(caps);
+            return cli_fail(cmd, &err);
+        }
     ms_afile f;
     int rc = cli_open_output(cmd, out, &f);
-    if (rc) return rc;
+    if (rc) {
+        json_decref(caps);
+        return rc;
+    }
     if (fmt == CLI_TABLE) {
         table(f.fp, r, n, c, prec);
     } else if (fmt == CLI_CSV) {
@@ -234,6 +273,8 @@ static int finish(const char *cmd, run *r, int n, const ms_energy_coeffs *c, ms_
         json_object_set_new(root, "mode", json_string(mode));
         json_object_set_new(root, "precision", json_string(ms_precision_name(prec)));
         json_object_set_new(root, "energy", ms_energy_json(c));
+        if (caps) json_object_set_new(root, "power_caps", caps);
+        caps = NULL;
         json_t *runs = json_array();
         for (int i = 0; i < n; i++) {
             json_t *o = ms_power_result_json(r[i].res, po->timeline);
@@ -257,6 +298,17 @@ static int finish(const char *cmd, run *r, int n, const ms_energy_coeffs *c, ms_
                 json_object_set_new(dt, "active_w", aw);
                 json_object_set_new(dt, "idle_w", json_real(c->idle_w));
                 json_object_set_new(o, "device_timeline", dt);
+            }
+            if (r[i].sim && r[i].sim->summary.throttled) {
+                const ms_sim_summary *y = &r[i].sim->summary;
+                json_t *t = json_object();
+                json_object_set_new(t, "throttled_us", json_real(y->throttled_us));
+                json_object_set_new(t, "throttled_share", json_real(y->throttled_share));
+                json_object_set_new(t, "clock_mean", json_real(y->clock_mean));
+                json_object_set_new(t, "clock_min", json_real(y->clock_min));
+                json_object_set_new(t, "cap_unmet", json_integer((json_int_t)y->cap_unmet));
+                json_object_set_new(t, "device_clock", sim_cli_clocks_json(r[i].sim));
+                json_object_set_new(o, "throttle", t);
             }
             if (i > 0) {
                 const ms_power_result *a = r[0].res, *x = r[i].res;
@@ -282,6 +334,7 @@ static int finish(const char *cmd, run *r, int n, const ms_energy_coeffs *c, ms_
         fprintf(f.fp, "%s\n", s);
         free(s);
     }
+    json_decref(caps);
     return cli_commit_output(cmd, &f);
 }
 
@@ -336,7 +389,7 @@ static int run_simple(const char *cmd, popts *po, int argc, char **argv) {
         prec = r[0].ph->precision;
         snprintf(r[0].label, sizeof r[0].label, "%s", po->phases);
         n = 1;
-        rc = finish(cmd, r, n, &c, prec, po, fmt, out, "phases");
+        rc = finish(cmd, r, n, &c, prec, po, fmt, out, "phases", NULL);
     } else {
         ms_hw_preset hw;
         ms_model_preset mp;
@@ -363,7 +416,7 @@ static int run_simple(const char *cmd, popts *po, int argc, char **argv) {
         snprintf(r[1].label, sizeof r[1].label, "hot: the same with %u GPU%s at %g x the mean expert load", s.hot,
                  s.hot > 1 ? "s" : "", s.hot_factor);
         n = 2;
-        rc = finish(cmd, r, n, &c, prec, po, fmt, out, "synthetic");
+        rc = finish(cmd, r, n, &c, prec, po, fmt, out, "synthetic", NULL);
     }
     for (int i = 0; i < n; i++) {
         ms_power_phases_free(r[i].ph);
@@ -427,6 +480,7 @@ int cmd_power(int argc, char **argv) {
     int n = 0;
     ms_precision prec = po.prec_set ? po.prec : (in.model.expert_weight_bytes <= 1 ? MS_PREC_FP8 : MS_PREC_BF16);
     rc = load_energy(cmd, &po, in.hw.name, &c);
+    if (rc == 0) rc = sim_cli_caps(cmd, &o, &in, &c, &prec);
     uint64_t nl = o.so.layer >= 0 ? 1 : in.trace->n_layers, l0 = o.so.layer >= 0 ? (uint64_t)o.so.layer : 0;
     for (int i = 0; i < o.n_placements && rc == 0; i++) {
         uint32_t D = ms_cluster_devices(&in.pl[i]->cluster);
@@ -446,7 +500,7 @@ int cmd_power(int argc, char **argv) {
             break;
         }
         r[i].ph->tokens = (double)res->summary.tokens;
-        ms_sim_result_free(res);
+        r[i].sim = res;
         if (h.failed) {
             ms_error_set(&err, MS_E_INTERNAL, "the simulator gave a step the power model cannot read");
             rc = cli_fail(cmd, &err);
@@ -456,10 +510,11 @@ int cmd_power(int argc, char **argv) {
                  in.pl[i]->algorithm[0] ? in.pl[i]->algorithm : "placement", ms_route_name(o.so.route),
                  ms_batch_mode_name(o.bo.mode), in.hw.name, in.model.name);
     }
-    if (rc == 0) rc = finish(cmd, r, n, &c, prec, &po, o.fmt, o.out, "trace");
+    if (rc == 0) rc = finish(cmd, r, n, &c, prec, &po, o.fmt, o.out, "trace", sim_cli_caps_json(&in));
     for (int i = 0; i < n; i++) {
         ms_power_phases_free(r[i].ph);
         ms_power_result_free(r[i].res);
+        ms_sim_result_free(r[i].sim);
     }
     sim_inputs_free(&in);
     ms_free(sargv);

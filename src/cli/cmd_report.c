@@ -90,7 +90,7 @@ int cmd_report(int argc, char **argv) {
         case 'o': outpath = optarg; break;
         case 'q': to.progress = -1; break;
         case 'p': to.progress = 1; break;
-        case 'h': fputs(usage_text, stdout); return 0;
+        case 'h': cli_print_help(usage_text); return 0;
         default: return cli_usage(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }

@@ -102,6 +102,18 @@ static const char *usage_text =
     "                      two halves whose communication overlaps the other's compute)\n"
     "  --layer N           simulate this layer only (default: every layer)\n"
     "\n"
+    "power caps (roofline): a device whose power would exceed its limit lowers its clock f:\n"
+    "its dense and expert compute take time / f, P(f) = idle + compute W x f^alpha + HBM W x f\n"
+    "(docs/MODEL.md, 'Power caps'); the records and summary report the throttled time\n"
+    "(layer time under caps - at full clock), the clocks and the caps not met\n"
+    "  --gpu-power-cap W   per-GPU limit in watts, or none (default: the energy preset's TDP,\n"
+    "                      which the roofline's rates never exceed; none = full clock)\n"
+    "  --row-power-cap KW  budget of each row (node) of GPUs in kW, or none (default)\n"
+    "  --cluster-power-cap KW  budget of all GPUs in kW, or none (default): when exceeded,\n"
+    "                      every GPU of the row / cluster is held to one clock ceiling\n"
+    "  --energy NAME       energy coefficients (presets/energy-NAME.json or a path; default:\n"
+    "                      the --hw preset's); alpha = freq_exponent, the lowest clock min_clock\n"
+    "\n"
     "other:\n"
     "  --seed N            seed for request order, random routing, random rows (default 0)\n"
     "  --threads N         worker threads (default: all cores); results do not depend on it\n"
@@ -120,13 +132,28 @@ static const char *usage_text =
     "      --cost-model mesh --batch per-request --route balanced-replicas \\\n"
     "      --capacity-factor 2 --origin-rows average-rows --layer 10 --format json\n"
     "  moesim simulate TRACE --placement p.json --cost-model roofline --batch prefill \\\n"
-    "      --batch-tokens 4096 --route least-loaded --hw h100-sxm --overlap two-micro-batch\n";
+    "      --batch-tokens 4096 --route least-loaded --hw h100-sxm --overlap two-micro-batch\n"
+    "  moesim simulate TRACE --placement p.json --cost-model roofline --batch prefill \\\n"
+    "      --gpu-power-cap 350 --cluster-power-cap 4.5 --format json\n";
 
 enum {
     O_PLACEMENT = 256, O_CLUSTER, O_EXPERTS, O_BATCH, O_BATCH_TOKENS, O_DECODE_BATCH, O_DP, O_ROUTE, O_SLACK, O_CF,
     O_OVERFLOW, O_COST, O_ORIGIN, O_TABLE, O_HW, O_MODEL, O_OVERLAP, O_LAYER, O_SEED, O_THREADS, O_QUIET,
-    O_PROGRESS, O_FORMAT, O_DETAILS, O_ORDER
+    O_PROGRESS, O_FORMAT, O_DETAILS, O_ORDER, O_GPU_CAP, O_ROW_CAP, O_CLUSTER_CAP, O_ENERGY
 };
+
+/* W (kw false) or kW (kw true) > 0, or none (INFINITY); returns 0 or 2 */
+static int parse_cap(const char *cmd, const char *opt, const char *s, bool kw, double *out) {
+    if (strcmp(s, "none") == 0) {
+        *out = INFINITY;
+        return 0;
+    }
+    double v;
+    if (cli_parse_double(cmd, opt, s, &v)) return 2;
+    if (!(v > 0)) return cli_usage(cmd, "%s must be a positive number of %s or none, got '%s'", opt, kw ? "kW" : "W", s);
+    *out = kw ? v * 1e3 : v;
+    return 0;
+}
 
 static int parse_enum(const char *cmd, ms_status st, const ms_error *err) {
     if (st == MS_OK) return 0;
@@ -142,6 +169,8 @@ int sim_cli_parse_ext(const char *cmd, const char *usage, int argc, char **argv,
     memset(o, 0, sizeof *o);
     ms_batch_opts_default(&o->bo);
     ms_sim_opts_default(&o->so);
+    ms_power_cap_none(&o->cap);
+    o->cap.gpu_w = NAN;
     o->fmt = CLI_TABLE;
     static const struct option lo[] = {
         {"placement", required_argument, 0, O_PLACEMENT}, {"cluster", required_argument, 0, O_CLUSTER},
@@ -158,8 +187,10 @@ int sim_cli_parse_ext(const char *cmd, const char *usage, int argc, char **argv,
         {"threads", required_argument, 0, O_THREADS},     {"quiet", no_argument, 0, O_QUIET},
         {"progress", no_argument, 0, O_PROGRESS},         {"format", required_argument, 0, O_FORMAT},
         {"details", no_argument, 0, O_DETAILS},           {"output", required_argument, 0, 'o'},
-        {"order", required_argument, 0, O_ORDER},         {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"order", required_argument, 0, O_ORDER},
+        {"gpu-power-cap", required_argument, 0, O_GPU_CAP}, {"row-power-cap", required_argument, 0, O_ROW_CAP},
+        {"cluster-power-cap", required_argument, 0, O_CLUSTER_CAP}, {"energy", required_argument, 0, O_ENERGY},
+        {"help", no_argument, 0, 'h'},                    {0, 0, 0, 0}};
     enum { N_LO = sizeof lo / sizeof lo[0] - 1, MAX_EXTRA = 48 };
     struct option all[N_LO + MAX_EXTRA + 1];
     memcpy(all, lo, sizeof lo);
@@ -182,7 +213,7 @@ int sim_cli_parse_ext(const char *cmd, const char *usage, int argc, char **argv,
             continue;
         }
         switch (ch) {
-        case 'h': fputs(usage, stdout); return 0;
+        case 'h': cli_print_help(usage); return 0;
         case 'o': o->out = optarg; break;
         case O_PLACEMENT:
             if (o->n_placements >= (multi ? SIM_CLI_MAX_PLACEMENTS : 1))
@@ -279,6 +310,22 @@ int sim_cli_parse_ext(const char *cmd, const char *usage, int argc, char **argv,
         case O_ORDER:
             if (parse_enum(cmd, ms_order_parse(optarg, &o->bo.order, &err), &err)) return 2;
             o->order_set = true;
+            break;
+        case O_GPU_CAP:
+            if (parse_cap(cmd, "--gpu-power-cap", optarg, false, &o->cap.gpu_w)) return 2;
+            o->cap_given = true;
+            break;
+        case O_ROW_CAP:
+            if (parse_cap(cmd, "--row-power-cap", optarg, true, &o->cap.row_w)) return 2;
+            o->cap_given = true;
+            break;
+        case O_CLUSTER_CAP:
+            if (parse_cap(cmd, "--cluster-power-cap", optarg, true, &o->cap.cluster_w)) return 2;
+            o->cap_given = true;
+            break;
+        case O_ENERGY:
+            o->energy_name = optarg;
+            o->cap_given = true;
             break;
         case ':': return cli_usage(cmd, "option %s needs a value", argv[optind - 1]);
         default: return cli_usage(cmd, "unknown option '%s'", argv[optind - 1]);
@@ -384,6 +431,81 @@ int sim_cli_load(const char *cmd, sim_cli *o, sim_inputs *in) {
     return 0;
 }
 
+int sim_cli_caps(const char *cmd, sim_cli *o, sim_inputs *in, const ms_energy_coeffs *c, const ms_precision *prec) {
+    ms_error err = {0};
+    ms_power_cap_none(&in->cap);
+    o->so.throttle = NULL;
+    if (o->so.cost_model != MS_COST_ROOFLINE) {
+        if (o->cap_given)
+            return cli_usage(cmd, "power caps need --cost-model roofline (the mesh model has no FLOPs or bytes per "
+                                  "device)");
+        return 0;
+    }
+    if (c) {
+        in->energy = *c;
+    } else if (ms_energy_load(o->energy_name ? o->energy_name : in->hw.name, &in->energy, &err) != MS_OK) {
+        if (o->cap_given) return cli_fail(cmd, &err);
+        if (o->topts.progress >= 0)
+            fprintf(stderr, "moesim %s: note: no energy coefficients for hw '%s': running without a power cap "
+                            "(give --energy NAME for the default cap, the preset's TDP)\n",
+                    cmd, in->hw.name);
+        return 0;
+    }
+    in->have_energy = true;
+    in->precision = prec ? *prec : in->model.expert_weight_bytes <= 1 ? MS_PREC_FP8 : MS_PREC_BF16;
+    in->cap = o->cap;
+    if (isnan(in->cap.gpu_w)) in->cap.gpu_w = in->energy.tdp_w;
+    if (!ms_power_cap_active(&in->cap)) return 0;
+    const ms_cluster *cl = o->n_placements ? &in->pl[0]->cluster : &o->cluster;
+    for (int i = 1; i < o->n_placements; i++)
+        if (in->pl[i]->cluster.cols != cl->cols && isfinite(in->cap.row_w))
+            return cli_usage(cmd, "--row-power-cap needs placements with the same rows: %s has %u columns, %s %u",
+                             o->placements[i], in->pl[i]->cluster.cols, o->placements[0], cl->cols);
+    if (ms_power_throttle_init(&in->thr, &in->energy, &in->cap, in->precision, ms_cluster_devices(cl), cl->cols,
+                               &in->throttle, &err) != MS_OK)
+        return cli_usage(cmd, "%s", err.msg);
+    o->so.throttle = &in->throttle;
+    return 0;
+}
+
+static json_t *watts(double w) { return isfinite(w) ? json_real(w) : json_null(); }
+
+json_t *sim_cli_caps_json(const sim_inputs *in) {
+    if (!in->have_energy || !ms_power_cap_active(&in->cap)) return json_null();
+    json_t *j = json_object();
+    json_object_set_new(j, "gpu_w", watts(in->cap.gpu_w));
+    json_object_set_new(j, "row_w", watts(in->cap.row_w));
+    json_object_set_new(j, "cluster_w", watts(in->cap.cluster_w));
+    json_object_set_new(j, "energy", json_string(in->energy.name));
+    json_object_set_new(j, "precision", json_string(ms_precision_name(in->precision)));
+    return j;
+}
+
+json_t *sim_cli_clocks_json(const ms_sim_result *r) {
+    if (!r->dev_clock_mean) return NULL;
+    json_t *j = json_object(), *a = json_array(), *b = json_array();
+    for (uint32_t d = 0; d < r->n_devices; d++) {
+        json_array_append_new(a, json_real(r->dev_clock_mean[d]));
+        json_array_append_new(b, json_real(r->dev_clock_min[d]));
+    }
+    json_object_set_new(j, "mean", a);
+    json_object_set_new(j, "min", b);
+    return j;
+}
+
+void sim_cli_caps_text(const sim_inputs *in, char *buf, size_t len) {
+    if (!in->have_energy || !ms_power_cap_active(&in->cap)) {
+        snprintf(buf, len, "none");
+        return;
+    }
+    char g[32] = "none", r[32] = "none", c[32] = "none";
+    if (isfinite(in->cap.gpu_w)) snprintf(g, sizeof g, "%g W", in->cap.gpu_w);
+    if (isfinite(in->cap.row_w)) snprintf(r, sizeof r, "%g kW", in->cap.row_w / 1e3);
+    if (isfinite(in->cap.cluster_w)) snprintf(c, sizeof c, "%g kW", in->cap.cluster_w / 1e3);
+    snprintf(buf, len, "per GPU %s, per row %s, cluster %s (%s, TDP %g W, alpha %g)", g, r, c, in->energy.name,
+             in->energy.tdp_w, in->energy.freq_exponent);
+}
+
 json_t *sim_cli_trace_json(const sim_inputs *in) {
     const ms_trace *t = in->trace;
     json_t *o = json_object();
@@ -424,6 +546,7 @@ json_t *sim_cli_options_json(const sim_cli *o, const sim_inputs *in) {
     }
     json_object_set_new(j, "hw", in->have_hw ? json_string(in->hw.name) : json_null());
     json_object_set_new(j, "model", in->have_model ? json_string(in->model.name) : json_null());
+    json_object_set_new(j, "power_caps", sim_cli_caps_json(in));
     return j;
 }
 
@@ -432,11 +555,12 @@ json_t *sim_cli_options_json(const sim_cli *o, const sim_inputs *in) {
 static void details_step(void *ctx, const ms_sim_step *st) {
     sim_details *d = ctx;
     uint64_t ri = st->rec->batch * d->nl + (st->rec->layer - d->l0);
-    double *p = d->dev + ri * 4 * d->D;
+    double *p = d->dev + ri * 5 * d->D;
     memcpy(p, st->load, d->D * sizeof(double));
     memcpy(p + d->D, st->origin_tokens, d->D * sizeof(double));
     memcpy(p + 2 * d->D, st->busy_us, d->D * sizeof(double));
     memcpy(p + 3 * d->D, st->idle_us, d->D * sizeof(double));
+    if (st->clock) memcpy(p + 4 * d->D, st->clock, d->D * sizeof(double));
 }
 
 int sim_details_init(const char *cmd, const sim_cli *o, const sim_inputs *in, const ms_placement *p, sim_details *d,
@@ -446,12 +570,13 @@ int sim_details_init(const char *cmd, const sim_cli *o, const sim_inputs *in, co
     d->nl = o->so.layer >= 0 ? 1 : in->trace->n_layers;
     d->l0 = o->so.layer >= 0 ? (uint64_t)o->so.layer : 0;
     d->D = ms_cluster_devices(&p->cluster);
+    d->clock = o->so.throttle != NULL;
     size_t nrec;
     if (ms_mul_overflow(in->plan->n_batches, d->nl, &nrec)) {
         ms_error_set(&err, MS_E_NOMEM, "--details: too many records");
         return cli_fail(cmd, &err);
     }
-    d->dev = ms_alloc_array(nrec, (size_t)4 * d->D * sizeof(double), &err);
+    d->dev = ms_alloc_array(nrec, (size_t)5 * d->D * sizeof(double), &err);
     if (!d->dev) return cli_fail(cmd, &err);
     hooks->step = details_step;
     hooks->ctx = d;
@@ -466,9 +591,9 @@ void sim_details_free(sim_details *d) {
 void sim_details_write(FILE *fp, const ms_sim_result *r, const sim_details *d, const char *indent) {
     for (uint64_t i = 0; i < r->n_records; i++) {
         const ms_sim_record *x = &r->records[i];
-        const double *dv = d->dev + i * 4 * d->D;
-        ms_sim_step stp = {x, d->D, dv, dv + d->D, NULL, NULL, NULL, NULL, dv + 2 * d->D,
-                           dv + 3 * d->D, NULL, NULL, NULL, NULL, NULL, NULL};
+        const double *dv = d->dev + i * 5 * d->D;
+        ms_sim_step stp = {x,    d->D, dv,   dv + d->D, NULL, NULL, NULL, NULL, dv + 2 * d->D, dv + 3 * d->D,
+                           NULL, NULL, NULL, NULL,      NULL, NULL, d->clock ? dv + 4 * d->D : NULL};
         json_t *rj = ms_sim_record_json(x, &stp);
         char *s = json_dumps(rj, JSON_COMPACT | JSON_REAL_PRECISION(17));
         json_decref(rj);
@@ -505,6 +630,11 @@ static void write_table(FILE *fp, const sim_cli *o, const sim_inputs *in, const 
     else
         fprintf(fp, "roofline   hw %s, model %s, overlap %s\n", in->hw.name, in->model.name,
                 ms_overlap_name(o->so.overlap));
+    if (o->so.cost_model == MS_COST_ROOFLINE) {
+        char caps[256];
+        sim_cli_caps_text(in, caps, sizeof caps);
+        fprintf(fp, "power caps %s\n", caps);
+    }
     fprintf(fp, "\n%-12s %12s %12s %12s %12s %12s\n", "", "mean", "p50", "p95", "p99", "max");
     const ms_dist *ds[3] = {&s->imbalance, &s->layer_us, &s->batch_us};
     const char *nm[3] = {"imbalance", "layer us", "batch us"};
@@ -523,19 +653,25 @@ static void write_table(FILE *fp, const sim_cli *o, const sim_inputs *in, const 
     fprintf(fp, "total %.1f us, %.1f tokens/s, GPU utilisation %.4f\n", s->total_us, s->tokens_per_second,
             s->gpu_utilisation);
     fprintf(fp, "bytes inside rows %.6g, between rows %.6g\n", s->intra_bytes, s->inter_bytes);
+    if (s->throttled)
+        fprintf(fp, "throttled %.4f us per layer (mean), %.4f of records; clock mean %.4f, min %.4f; caps not met %llu\n",
+                s->throttled_us, s->throttled_share, s->clock_mean, s->clock_min, (unsigned long long)s->cap_unmet);
     fprintf(fp, "load %.3f s, eval %.3f s\n", in->load_seconds, eval_s);
 }
 
 static void write_csv(FILE *fp, const ms_sim_result *r) {
     fprintf(fp, "batch,layer,tokens,assignments,dropped,rerouted,max_load,mean_load,imbalance,dense_us,dispatch_us,"
-                "compute_us,combine_us,layer_us,intra_row_bytes,inter_row_bytes\n");
+                "compute_us,combine_us,layer_us,intra_row_bytes,inter_row_bytes,throttled_us,clock_mean,clock_min,"
+                "cap_unmet\n");
     for (uint64_t i = 0; i < r->n_records; i++) {
         const ms_sim_record *x = &r->records[i];
-        fprintf(fp, "%llu,%u,%u,%llu,%llu,%llu,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g\n",
+        fprintf(fp,
+                "%llu,%u,%u,%llu,%llu,%llu,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,"
+                "%.17g,%u\n",
                 (unsigned long long)x->batch, x->layer, x->tokens, (unsigned long long)x->assignments,
                 (unsigned long long)x->dropped, (unsigned long long)x->rerouted, x->max_load, x->mean_load,
                 x->imbalance, x->dense_us, x->dispatch_us, x->compute_us, x->combine_us, x->layer_us,
-                x->intra_bytes, x->inter_bytes);
+                x->intra_bytes, x->inter_bytes, x->throttled_us, x->clock_mean, x->clock_min, x->cap_unmet);
     }
 }
 
@@ -556,6 +692,7 @@ int cmd_simulate(int argc, char **argv) {
     double t0 = ms_now();
     sim_inputs in;
     rc = sim_cli_load(cmd, &o, &in);
+    if (!rc) rc = sim_cli_caps(cmd, &o, &in, NULL, NULL);
     if (rc) {
         sim_inputs_free(&in);
         return rc;
@@ -601,6 +738,8 @@ int cmd_simulate(int argc, char **argv) {
             json_object_set_new(pj, "algorithm", json_string(p->algorithm));
             json_t *opts = sim_cli_options_json(&o, &in);
             json_object_set_new(opts, "route", json_string(ms_route_name(o.so.route)));
+            json_t *clocks = sim_cli_clocks_json(res);
+            if (clocks) json_object_set_new(sum, "device_clock", clocks);
             fprintf(f.fp, "{\n  \"command\": \"simulate\",\n");
             dump(f.fp, "trace", sim_cli_trace_json(&in), JSON_COMPACT, ",");
             dump(f.fp, "placement", pj, JSON_COMPACT, ",");

@@ -160,9 +160,14 @@ int cmd_sweep(int argc, char **argv) {
         case 'q': progress = -1; break;
         case 'p': progress = 1; break;
         case 'h':
-            fputs(usage_text, stdout);
-            printf("\nthis build: MPI %s\n", ms_sweep_have_mpi() ? "available" : "not available (sweeps run locally)");
+        {
+            /* one write: a reader that stops early (grep -q) must not meet a second one */
+            char help[8192];
+            snprintf(help, sizeof help, "%s\nthis build: MPI %s\n", usage_text,
+                     ms_sweep_have_mpi() ? "available" : "not available (sweeps run locally)");
+            cli_print_help(help);
             return 0;
+        }
         default: return cli_usage(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }

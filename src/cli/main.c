@@ -28,13 +28,20 @@ static const command commands[] = {
     {"calibrate", cmd_calibrate, "measure this machine's MoE operator and write a hardware preset (efficiency curve)"},
 };
 
+/* The usage text, written in one call (a reader that stops early, such as
+ * grep -q, must not cut it with SIGPIPE). */
 static void usage(FILE *fp) {
-    fprintf(fp, "moesim %s - place, replicate and route MoE experts; simulate what it costs\n\n"
-                "usage: moesim <command> [options]   (moesim <command> --help for details)\n\ncommands:\n",
-            MS_VERSION);
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(fp, "  %-12s %s\n", commands[i].name, commands[i].summary);
-    fprintf(fp, "\nexit status: 0 success, 2 bad input or usage, 1 internal error\n");
+    char buf[4096];
+    size_t n = (size_t)snprintf(buf, sizeof buf,
+                                "moesim %s - place, replicate and route MoE experts; simulate what it costs\n\n"
+                                "usage: moesim <command> [options]   (moesim <command> --help for details)\n\n"
+                                "commands:\n",
+                                MS_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0] && n < sizeof buf; i++)
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    if (n < sizeof buf) snprintf(buf + n, sizeof buf - n, "\nexit status: 0 success, 2 bad input or usage, 1 internal error\n");
+    if (fp == stdout) cli_print_help(buf);
+    else fputs(buf, fp);
 }
 
 int main(int argc, char **argv) {

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "cli/cli.h"
+#include "moesim/power.h"
 #include "moesim/sim.h"
 
 #define SIM_CLI_MAX_PLACEMENTS 32
@@ -28,6 +29,11 @@ typedef struct sim_cli {
     bool details;
     bool origin_set;
     bool order_set;            /* --order was given */
+    /* power caps: --gpu-power-cap W|none (gpu_w NAN = the energy preset's
+     * TDP), --row-power-cap kW|none, --cluster-power-cap kW|none, --energy */
+    ms_power_cap cap;
+    bool cap_given;            /* a cap option or --energy was given */
+    const char *energy_name;
 } sim_cli;
 
 /* Everything a run needs, loaded. */
@@ -40,6 +46,14 @@ typedef struct sim_inputs {
     ms_model_preset model;
     bool have_hw, have_model;
     double load_seconds;
+    /* power caps (sim_cli_caps): the coefficients and limits applied, and
+     * the throttle o->so.throttle points at when some limit is finite */
+    ms_energy_coeffs energy;
+    bool have_energy;
+    ms_power_cap cap;
+    ms_precision precision;
+    ms_power_throttle thr;
+    ms_sim_throttle throttle;
 } sim_inputs;
 
 /* Per-device arrays of every (batch, layer) of one run, for --details:
@@ -47,11 +61,12 @@ typedef struct sim_inputs {
 typedef struct sim_details {
     uint64_t nl, l0;
     uint32_t D;
-    double *dev; /* [record][4][D]: load, tokens, busy, idle */
+    bool clock;  /* the run is throttled: the records also carry the devices' clocks */
+    double *dev; /* [record][5][D]: load, tokens, busy, idle, clock */
 } sim_details;
 
 /* Allocates d for the run of placement p under o's layer choice and points
- * hooks at it (the run must keep its records). Returns 0 or the exit code
+ * hooks at it (the run must keep its records; call after sim_cli_caps). Returns 0 or the exit code
  * (out of memory, reported as cmd). */
 int sim_details_init(const char *cmd, const sim_cli *o, const sim_inputs *in, const ms_placement *p, sim_details *d,
                      ms_sim_hooks *hooks);
@@ -84,6 +99,23 @@ int sim_cli_parse_ext(const char *cmd, const char *usage, int argc, char **argv,
 /* Loads trace, placements, presets and the batch plan (on the placement's
  * grid, or --cluster's when there is no placement). Returns 0 or the exit code. */
 int sim_cli_load(const char *cmd, sim_cli *o, sim_inputs *in);
+/* Resolves the power caps after sim_cli_load: coefficients c (NULL = load
+ * --energy, else the --hw preset's energy-NAME), precision *prec (NULL = FP8
+ * when the model's expert weights are 1 byte, else BF16), the per-GPU cap
+ * defaulting to the coefficients' tdp_w. Sets o->so.throttle when some limit
+ * is finite. Without a cap option: the mesh model, or a hardware preset
+ * without energy coefficients, runs uncapped (the latter with a note).
+ * Returns 0 or the exit code (2: caps with the mesh model, a bad or unmeetable
+ * limit, missing coefficients for a given cap). */
+int sim_cli_caps(const char *cmd, sim_cli *o, sim_inputs *in, const ms_energy_coeffs *c, const ms_precision *prec);
+/* The caps applied as JSON ({"gpu_w", "row_w", "cluster_w"} with null for
+ * none, "energy": the coefficients' name), or JSON null without caps. */
+struct json_t *sim_cli_caps_json(const sim_inputs *in);
+/* Per-device clocks of a throttled run {"mean": [...], "min": [...]}, or
+ * NULL without a throttle. */
+struct json_t *sim_cli_clocks_json(const ms_sim_result *r);
+/* One line describing the caps applied ("per GPU 700 W, row none, ...") into buf. */
+void sim_cli_caps_text(const sim_inputs *in, char *buf, size_t len);
 void sim_inputs_free(sim_inputs *in);
 /* The "trace" and "options" JSON objects of the outputs. */
 struct json_t *sim_cli_trace_json(const sim_inputs *in);

@@ -16,10 +16,15 @@
 
 #define MAX_PLANS 16
 #define MAX_CHAINS 16
+/* peak-power surrogate: the mean of the worst tenth of the windows (the
+ * simulation's objective is the single worst (batch, layer); the mean of a
+ * tail gives the annealing a slope and generalises to other requests) */
+#define PEAK_TAIL 0.1
 
 /* ------------------------------------------------------------ options */
 
-static const char *const obj_names[] = {"mean", "p95", "p99", "imbalance", "imbalance-p99"};
+static const char *const obj_names[] = {"mean",   "p95",        "p99",            "imbalance", "imbalance-p99",
+                                        "energy", "peak-power", "time-under-cap", "mix"};
 
 const char *ms_search_objective_name(ms_search_objective o) {
     return (unsigned)o < sizeof obj_names / sizeof obj_names[0] ? obj_names[o] : "?";
@@ -31,7 +36,9 @@ ms_status ms_search_objective_parse(const char *s, ms_search_objective *out, ms_
             *out = (ms_search_objective)i;
             return MS_OK;
         }
-    return ms_error_set(err, MS_E_INPUT, "unknown objective '%s' (mean, p95, p99, imbalance, imbalance-p99)",
+    return ms_error_set(err, MS_E_INPUT,
+                        "unknown objective '%s' (mean, p95, p99, imbalance, imbalance-p99, energy, peak-power, "
+                        "time-under-cap, mix)",
                         s ? s : "");
 }
 
@@ -50,6 +57,9 @@ void ms_search_opts_default(ms_search_opts *o) {
     o->min_windows = 64;
     o->seed = 0;
     o->threads = 0;
+    ms_power_cap_none(&o->cap);
+    o->cap.gpu_w = NAN;
+    o->mix[0] = 1;
 }
 
 static const char *const opt_names[] = {"init",         "objective",    "iterations",      "chains",
@@ -57,7 +67,8 @@ static const char *const opt_names[] = {"init",         "objective",    "iterati
                                         "batch-tokens", "decode-batch", "dp",              "route",
                                         "row-local-slack", "capacity-factor", "overflow",  "origin-rows",
                                         "mesh-table",   "hw",           "model",           "overlap",
-                                        "sim-seed",     NULL};
+                                        "sim-seed",     "energy",       "gpu-power-cap",   "row-power-cap",
+                                        "cluster-power-cap", "mix",     NULL};
 
 const char *const *ms_search_option_names(void) { return opt_names; }
 
@@ -67,6 +78,21 @@ static ms_status parse_num(const char *name, const char *v, double lo, double *o
     if (!v || !*v || *end || !isfinite(x) || x < lo)
         return ms_error_set(err, MS_E_INPUT, "--%s expects a number >= %g, got '%s'", name, lo, v ? v : "");
     *out = x;
+    return MS_OK;
+}
+
+/* W (kilo false) or kW, > 0, or "none" (INFINITY) */
+static ms_status parse_cap(const char *name, const char *v, bool kilo, double *out, ms_error *err) {
+    if (v && strcmp(v, "none") == 0) {
+        *out = INFINITY;
+        return MS_OK;
+    }
+    char *end = NULL;
+    double x = v ? strtod(v, &end) : NAN;
+    if (!v || !*v || *end || !isfinite(x) || !(x > 0))
+        return ms_error_set(err, MS_E_INPUT, "--%s expects a positive number of %s or none, got '%s'", name,
+                            kilo ? "kW" : "W", v ? v : "");
+    *out = kilo ? x * 1e3 : x;
     return MS_OK;
 }
 
@@ -133,6 +159,25 @@ ms_status ms_search_opts_set(ms_search_opts *o, const char *name, const char *va
         if ((st = parse_u64(name, value, 0, UINT64_MAX, &u, err)) == MS_OK) o->batch.seed = o->sim.seed = u;
     } else if (strcmp(name, "overlap") == 0) {
         st = ms_overlap_parse(value, &o->sim.overlap, err);
+    } else if (strcmp(name, "energy") == 0) {
+        if (!value || !*value) return ms_error_set(err, MS_E_INPUT, "--energy expects a preset name or path");
+        o->energy_name = value;
+        o->cap_set = true;
+    } else if (strcmp(name, "gpu-power-cap") == 0) {
+        if ((st = parse_cap(name, value, false, &o->cap.gpu_w, err)) == MS_OK) o->cap_set = true;
+    } else if (strcmp(name, "row-power-cap") == 0) {
+        if ((st = parse_cap(name, value, true, &o->cap.row_w, err)) == MS_OK) o->cap_set = true;
+    } else if (strcmp(name, "cluster-power-cap") == 0) {
+        if ((st = parse_cap(name, value, true, &o->cap.cluster_w, err)) == MS_OK) o->cap_set = true;
+    } else if (strcmp(name, "mix") == 0) {
+        double w[3];
+        char tail;
+        if (!value || sscanf(value, "%lf,%lf,%lf%c", &w[0], &w[1], &w[2], &tail) != 3 || !(w[0] >= 0) ||
+            !(w[1] >= 0) || !(w[2] >= 0) || !(w[0] + w[1] + w[2] > 0) || !isfinite(w[0] + w[1] + w[2]))
+            return ms_error_set(err, MS_E_INPUT,
+                                "--mix expects three weights >= 0, not all 0: time,peak-power,energy (got '%s')",
+                                value ? value : "");
+        memcpy(o->mix, w, sizeof w);
     } else {
         return ms_error_set(err, MS_E_INPUT, "unknown search option '%s'", name);
     }
@@ -146,11 +191,21 @@ double ms_search_objective_value(const ms_sim_summary *s, ms_search_objective o)
     case MS_OBJ_P99: return s->layer_us.p99;
     case MS_OBJ_IMBALANCE: return s->imbalance.mean;
     case MS_OBJ_IMBALANCE_P99: return s->imbalance.p99;
+    case MS_OBJ_TIME_UNDER_CAP: return s->layer_us.mean;
+    case MS_OBJ_ENERGY:
+    case MS_OBJ_PEAK_POWER:
+    case MS_OBJ_MIX: return NAN;
     }
     return NAN;
 }
 
 static bool obj_is_imbalance(ms_search_objective o) { return o == MS_OBJ_IMBALANCE || o == MS_OBJ_IMBALANCE_P99; }
+/* objectives priced by the power model */
+static bool obj_needs_power(ms_search_objective o) {
+    return o == MS_OBJ_ENERGY || o == MS_OBJ_PEAK_POWER || o == MS_OBJ_MIX;
+}
+/* objectives with a power surrogate */
+static bool obj_is_power(ms_search_objective o) { return obj_needs_power(o) || o == MS_OBJ_TIME_UNDER_CAP; }
 
 /* ------------------------------------------------------------ helpers */
 
@@ -229,6 +284,18 @@ typedef struct shared_ctx {
     uint32_t chains;
     double deadline;       /* absolute */
     int32_t **cand;        /* [chains] -> [n_layers * P] */
+    /* power objectives: the surrogate's coefficients (norms set per layer),
+     * every window's dense work per device [B][D] (the same in every layer:
+     * where tokens start), and the energy of one crossing assignment (J) */
+    sg_power pw;
+    const double *dense_us, *dense_fj, *dense_mj;
+    double cross_j;
+    /* objectives priced by the power model: the initial placement's simulated
+     * metrics per evaluated layer [nl][3] (time mean, peak W, energy J over
+     * the nb0 batches), the surrogate's norms; NULL = the surrogate's own */
+    const double *lm0;
+    uint32_t l0;
+    uint64_t nb0;
 } shared_ctx;
 
 static uint32_t origin_row_of(const shared_ctx *c, const ms_batch_plan *pl, uint64_t pos, uint64_t bstart,
@@ -460,14 +527,40 @@ static void search_layer(const shared_ctx *c, layer_job *job) {
     const int32_t *init = p->phy2log + (size_t)l * P;
     prm.n_inst = 0;
     for (uint32_t q = 0; q < P; q++) prm.n_inst += init[q] >= 0;
-    sg_data sd = {d.B, d.cnt, d.ntok, d.orow, d.aoff, d.aid};
+    sg_data sd = {d.B, d.cnt, d.ntok, d.orow, d.aoff, d.aid, c->dense_us, c->dense_fj, c->dense_mj};
     /* the traffic weight is relative to the initial surrogate value */
     double tw = prm.traffic_weight;
     prm.traffic_weight = 0;
+    sg_power lpw;
     sg_state *s = NULL;
     job->st = sg_new(&prm, &sd, init, &s, &job->err);
-    if (job->st == MS_OK && tw > 0 && sd.orow) {
-        prm.traffic_weight = tw * fabs(sg_value(s));
+    if (job->st == MS_OK && prm.pw) {
+        /* power: each metric over the initial placement's (the value is then the sum of the weights) */
+        lpw = *prm.pw;
+        double m[3];
+        sg_metrics(s, m);
+        if (c->lm0) { /* the simulated figures: the surrogate then weighs changes as the simulation's objective does */
+            const double *x = c->lm0 + (size_t)(l - c->l0) * 3;
+            m[0] = x[0];
+            m[1] = x[1];
+            m[2] = x[2] / (double)c->nb0; /* per window */
+        }
+        for (int k = 0; k < 3; k++) lpw.norm[k] = m[k] > 0 ? m[k] : 1;
+        prm.pw = &lpw;
+        sg_free(s);
+        s = NULL;
+        job->st = sg_new(&prm, &sd, init, &s, &job->err);
+    }
+    /* energy: a crossing assignment costs cross_j, against the initial energy per window */
+    double phys = 0;
+    if (job->st == MS_OK && prm.pw && lpw.w[2] > 0 && c->cross_j > 0 && sd.orow && c->o->traffic_weight < 0) {
+        double tot = 0;
+        for (uint32_t r = 0; r < p->cluster.rows; r++)
+            for (uint32_t e = 0; e < p->n_routed; e++) tot += sd.orow[(size_t)r * p->n_logical + e];
+        phys = lpw.w[2] * c->cross_j * tot / ((double)c->plans[0]->n_batches * lpw.norm[2]);
+    }
+    if (job->st == MS_OK && (tw > 0 || phys > 0) && sd.orow) {
+        prm.traffic_weight = tw * fabs(sg_value(s)) + phys;
         sg_free(s);
         s = NULL;
         job->st = sg_new(&prm, &sd, init, &s, &job->err);
@@ -582,14 +675,190 @@ static ms_status imbalance_bounds(const ms_trace *t, const ms_batch_plan *pl, co
 
 /* ------------------------------------------------------------ driver */
 
-static ms_status run_sim(const ms_trace *t, const ms_batch_plan *pl, ms_placement *p, const ms_sim_opts *so,
-                         ms_sim_result **res, ms_error *err) {
-    *res = NULL;
-    if (!p->log2phy) {
-        ms_status st = ms_placement_index(p, err);
-        if (st != MS_OK) return st;
+/* The simulation as the search runs it: the options resolved as moesim
+ * simulate resolves them, the presets, and the power model's coefficients
+ * and caps (so points into the struct: it must not be copied). */
+typedef struct resolved {
+    ms_sim_opts so;
+    ms_hw_preset hw;
+    ms_model_preset model;
+    bool power;                /* energy coefficients loaded */
+    ms_energy_coeffs energy;
+    ms_precision prec;
+    ms_power_cap cap;          /* as applied (gpu_w NAN -> tdp_w) */
+    ms_power_throttle thr;
+    ms_sim_throttle throttle;
+} resolved;
+
+static ms_status resolve(const ms_trace *train, const ms_search_opts *o, const ms_cluster *cl, bool power, resolved *r,
+                         ms_error *err) {
+    memset(r, 0, sizeof *r);
+    r->so = o->sim;
+    ms_sim_opts *so = &r->so;
+    if (so->cost_model == MS_COST_ROOFLINE) {
+        if (o->origin_set && so->origin != MS_ORIGIN_DP)
+            return ms_error_set(err, MS_E_INPUT, "--origin-rows applies to --cost-model mesh (roofline tokens start "
+                                                 "on their data-parallel device)");
+        so->origin = MS_ORIGIN_DP;
+    } else {
+        if (so->overlap != MS_OVERLAP_NONE)
+            return ms_error_set(err, MS_E_INPUT, "--overlap applies to --cost-model roofline");
+        if (so->route == MS_ROUTE_SPLIT)
+            return ms_error_set(err, MS_E_INPUT, "--route split needs --cost-model roofline (the mesh model prices "
+                                                 "whole tokens per replica)");
+        if (power)
+            return ms_error_set(err, MS_E_INPUT, "power objectives and caps need --cost-model roofline (the mesh "
+                                                 "model has no FLOPs or bytes per device)");
     }
-    return ms_sim_run(t, pl, p, so, NULL, res, err);
+    if (so->layer >= 0 && (uint64_t)so->layer >= train->n_layers)
+        return ms_error_set(err, MS_E_INPUT, "--layer %lld out of range: the trace has %u layers",
+                            (long long)so->layer, train->n_layers);
+    ms_status st;
+    if (!so->model) {
+        const char *mn = o->model_name ? o->model_name : ms_model_preset_guess(train->n_experts, train->top_k);
+        if (mn) {
+            if ((st = ms_model_preset_load(mn, &r->model, err)) != MS_OK) return st;
+            so->model = &r->model;
+        } else if (so->cost_model == MS_COST_ROOFLINE) {
+            return ms_error_set(err, MS_E_INPUT, "no model preset matches %u experts, top-%u: give --model",
+                                train->n_experts, train->top_k);
+        }
+    }
+    if (!so->hw && (so->cost_model == MS_COST_ROOFLINE || o->hw_name)) {
+        if ((st = ms_hw_preset_load(o->hw_name ? o->hw_name : "h100-sxm", &r->hw, err)) != MS_OK) return st;
+        so->hw = &r->hw;
+    }
+    so->keep_records = true;
+    so->threads = o->threads;
+    so->throttle = NULL;
+    if (!power) return MS_OK;
+    if (o->energy) r->energy = *o->energy;
+    else if ((st = ms_energy_load(o->energy_name ? o->energy_name : so->hw->name, &r->energy, err)) != MS_OK)
+        return st;
+    r->power = true;
+    r->prec = so->model->expert_weight_bytes <= 1 ? MS_PREC_FP8 : MS_PREC_BF16;
+    r->cap = o->cap;
+    if (isnan(r->cap.gpu_w)) r->cap.gpu_w = r->energy.tdp_w;
+    if (ms_power_cap_active(&r->cap)) {
+        st = ms_power_throttle_init(&r->thr, &r->energy, &r->cap, r->prec, ms_cluster_devices(cl), cl->cols,
+                                    &r->throttle, err);
+        if (st != MS_OK) return st;
+        so->throttle = &r->throttle;
+    }
+    return MS_OK;
+}
+
+typedef struct phase_hook {
+    ms_power_phases *ph;
+    uint64_t nl, l0;
+    int failed;
+} phase_hook;
+
+static void phase_step(void *ctx, const ms_sim_step *st) {
+    phase_hook *h = ctx;
+    ms_error e = {0};
+    if (ms_power_phases_set_sim(h->ph, st->rec->batch * h->nl + (st->rec->layer - h->l0), st, &e) != MS_OK)
+        h->failed = 1;
+}
+
+/* Simulates p on pl; with pres, also prices it with the power model. */
+static ms_status simulate(const ms_trace *t, const ms_batch_plan *pl, ms_placement *p, const resolved *r,
+                          ms_sim_result **res, ms_power_result **pres, ms_error *err) {
+    *res = NULL;
+    if (pres) *pres = NULL;
+    ms_status st = MS_OK;
+    if (!p->log2phy && (st = ms_placement_index(p, err)) != MS_OK) return st;
+    if (!pres) return ms_sim_run(t, pl, p, &r->so, NULL, res, err);
+    uint64_t nl = r->so.layer >= 0 ? 1 : t->n_layers, l0 = r->so.layer >= 0 ? (uint64_t)r->so.layer : 0;
+    phase_hook h = {NULL, nl, l0, 0};
+    st = ms_power_phases_new(ms_cluster_devices(&p->cluster), pl->n_batches * nl, &h.ph, err);
+    if (st != MS_OK) return st;
+    h.ph->precision = r->prec;
+    ms_sim_hooks hooks = {phase_step, &h};
+    st = ms_sim_run(t, pl, p, &r->so, &hooks, res, err);
+    if (st == MS_OK && h.failed)
+        st = ms_error_set(err, MS_E_INTERNAL, "search: the simulator gave a step the power model cannot read");
+    if (st == MS_OK) {
+        h.ph->tokens = (double)(*res)->summary.tokens;
+        st = ms_power_compute(h.ph, &r->energy, pres, err);
+    }
+    ms_power_phases_free(h.ph);
+    if (st != MS_OK) {
+        ms_sim_result_free(*res);
+        *res = NULL;
+    }
+    return st;
+}
+
+/* Scores simulated candidates: the objective and its value per evaluated
+ * layer. Power objectives read the power result: time = mean layer time,
+ * peak = the highest phase peak, energy = per token (per layer: joules);
+ * mix weighs each over the first candidate scored (the initial placement). */
+typedef struct scorer {
+    ms_search_objective obj;
+    double mix[3];
+    uint32_t nl;
+    double *buf;        /* [batches] */
+    double *lm;         /* [nl][3] scratch */
+    double *lm0;        /* [nl][3] the initial placement's */
+    double m0[3];
+    bool have0;
+} scorer;
+
+static void score(scorer *sc, const ms_sim_result *res, const ms_power_result *pr, double *f, double *lv) {
+    uint32_t nl = sc->nl;
+    if (!obj_needs_power(sc->obj)) {
+        *f = ms_search_objective_value(&res->summary, sc->obj);
+        layer_values(res, nl, sc->obj, lv, sc->buf);
+        return;
+    }
+    uint64_t nb = nl ? res->n_records / nl : 0;
+    double m[3] = {res->summary.layer_us.mean, pr->peak_w, pr->energy_per_token_j};
+    for (uint32_t li = 0; li < nl; li++) {
+        double t = 0, pk = 0, e = 0;
+        for (uint64_t b = 0; b < nb; b++) {
+            uint64_t i = b * nl + li;
+            t += res->records[i].layer_us;
+            if (pr->phase_peak_w[i] > pk) pk = pr->phase_peak_w[i];
+            e += pr->phase_energy_j[i];
+        }
+        double *x = sc->lm + (size_t)li * 3;
+        x[0] = nb ? t / (double)nb : 0;
+        x[1] = pk;
+        x[2] = e;
+    }
+    if (!sc->have0) {
+        memcpy(sc->m0, m, sizeof m);
+        memcpy(sc->lm0, sc->lm, (size_t)nl * 3 * sizeof(double));
+        sc->have0 = true;
+    }
+    int k = sc->obj == MS_OBJ_PEAK_POWER ? 1 : 2;
+    if (sc->obj != MS_OBJ_MIX) {
+        *f = m[k];
+        for (uint32_t li = 0; li < nl; li++) lv[li] = sc->lm[(size_t)li * 3 + k];
+        return;
+    }
+    *f = 0;
+    for (int q = 0; q < 3; q++) *f += sc->mix[q] * m[q] / (sc->m0[q] > 0 ? sc->m0[q] : 1);
+    for (uint32_t li = 0; li < nl; li++) {
+        lv[li] = 0;
+        for (int q = 0; q < 3; q++) {
+            double z = sc->lm0[(size_t)li * 3 + q];
+            lv[li] += sc->mix[q] * sc->lm[(size_t)li * 3 + q] / (z > 0 ? z : 1);
+        }
+    }
+}
+
+/* Simulates and scores candidate q. */
+static ms_status eval_cand(const ms_trace *t, const ms_batch_plan *pl, ms_placement *q, const resolved *r, scorer *sc,
+                           double *f, double *lv, ms_error *err) {
+    ms_sim_result *res = NULL;
+    ms_power_result *pr = NULL;
+    ms_status st = simulate(t, pl, q, r, &res, obj_needs_power(sc->obj) ? &pr : NULL, err);
+    if (st == MS_OK) score(sc, res, pr, f, lv);
+    ms_sim_result_free(res);
+    ms_power_result_free(pr);
+    return st;
 }
 
 /* A copy of init whose searched layers take the slots of cand (re-indexed:
@@ -608,6 +877,38 @@ static ms_status placement_from(const ms_placement *init, const int32_t *slots, 
     return MS_OK;
 }
 
+ms_status ms_search_evaluate(const ms_trace *t, const ms_placement *p, const ms_search_opts *o,
+                             ms_search_metrics *out, ms_error *err) {
+    memset(out, 0, sizeof *out);
+    if (!t || !p || !o) return ms_error_set(err, MS_E_INPUT, "search: no trace, placement or options");
+    resolved rs;
+    ms_status st = resolve(t, o, &p->cluster, true, &rs, err);
+    if (st != MS_OK) return st;
+    ms_batch_plan *plan = NULL;
+    ms_placement *q = NULL;
+    ms_sim_result *res = NULL;
+    ms_power_result *pr = NULL;
+    st = ms_batch_plan_build(t, &o->batch, ms_cluster_devices(&p->cluster), &plan, err);
+    if (st == MS_OK) st = ms_placement_clone(p, &q, err);
+    if (st == MS_OK) st = simulate(t, plan, q, &rs, &res, &pr, err);
+    if (st == MS_OK) {
+        const ms_sim_summary *s = &res->summary;
+        out->layer_us_mean = s->layer_us.mean;
+        out->layer_us_p99 = s->layer_us.p99;
+        out->imbalance_mean = s->imbalance.mean;
+        out->peak_w = pr->peak_w;
+        out->energy_per_token_j = pr->energy_per_token_j;
+        out->energy_j = pr->total_j;
+        out->throttled_us = s->throttled_us;
+        out->clock_min = s->clock_min;
+    }
+    ms_power_result_free(pr);
+    ms_sim_result_free(res);
+    ms_placement_free(q);
+    ms_batch_plan_free(plan);
+    return st;
+}
+
 ms_status ms_search_run(const ms_trace *train, const ms_place_input *in, const ms_search_opts *o,
                         ms_placement **out, ms_error *err) {
     *out = NULL;
@@ -617,44 +918,16 @@ ms_status ms_search_run(const ms_trace *train, const ms_place_input *in, const m
         return ms_error_set(err, MS_E_INPUT, "search: the time limit must be a positive number of seconds");
     if (o->chains < 1 || o->chains > MAX_CHAINS)
         return ms_error_set(err, MS_E_INPUT, "search: chains must be 1..%d", MAX_CHAINS);
-    if ((unsigned)o->objective > MS_OBJ_IMBALANCE_P99) return ms_error_set(err, MS_E_INPUT, "search: bad objective");
+    if ((unsigned)o->objective > MS_OBJ_MIX) return ms_error_set(err, MS_E_INPUT, "search: bad objective");
+    if (o->objective == MS_OBJ_MIX &&
+        !(o->mix[0] >= 0 && o->mix[1] >= 0 && o->mix[2] >= 0 && o->mix[0] + o->mix[1] + o->mix[2] > 0))
+        return ms_error_set(err, MS_E_INPUT, "search: the mix weights must be >= 0 and not all 0");
 
-    /* simulation options, resolved as moesim simulate resolves them */
-    ms_sim_opts so = o->sim;
-    if (so.cost_model == MS_COST_ROOFLINE) {
-        if (o->origin_set && so.origin != MS_ORIGIN_DP)
-            return ms_error_set(err, MS_E_INPUT, "--origin-rows applies to --cost-model mesh (roofline tokens start "
-                                                 "on their data-parallel device)");
-        so.origin = MS_ORIGIN_DP;
-    } else {
-        if (so.overlap != MS_OVERLAP_NONE)
-            return ms_error_set(err, MS_E_INPUT, "--overlap applies to --cost-model roofline");
-        if (so.route == MS_ROUTE_SPLIT)
-            return ms_error_set(err, MS_E_INPUT, "--route split needs --cost-model roofline (the mesh model prices "
-                                                 "whole tokens per replica)");
-    }
-    if (so.layer >= 0 && (uint64_t)so.layer >= train->n_layers)
-        return ms_error_set(err, MS_E_INPUT, "--layer %lld out of range: the trace has %u layers",
-                            (long long)so.layer, train->n_layers);
-    ms_hw_preset hw;
-    ms_model_preset model;
-    ms_status st = MS_OK;
-    if (!so.model) {
-        const char *mn = o->model_name ? o->model_name : ms_model_preset_guess(train->n_experts, train->top_k);
-        if (mn) {
-            if ((st = ms_model_preset_load(mn, &model, err)) != MS_OK) return st;
-            so.model = &model;
-        } else if (so.cost_model == MS_COST_ROOFLINE) {
-            return ms_error_set(err, MS_E_INPUT, "no model preset matches %u experts, top-%u: give --model",
-                                train->n_experts, train->top_k);
-        }
-    }
-    if (!so.hw && (so.cost_model == MS_COST_ROOFLINE || o->hw_name)) {
-        if ((st = ms_hw_preset_load(o->hw_name ? o->hw_name : "h100-sxm", &hw, err)) != MS_OK) return st;
-        so.hw = &hw;
-    }
-    so.keep_records = true;
-    so.threads = o->threads;
+    resolved rs;
+    ms_status st = resolve(train, o, o->init ? &o->init->cluster : &o->place.cluster,
+                           obj_is_power(o->objective) || o->cap_set, &rs, err);
+    if (st != MS_OK) return st;
+    const ms_sim_opts so = rs.so;
 
     /* the initial placement */
     ms_placement *init = NULL, *best = NULL;
@@ -665,7 +938,8 @@ ms_status ms_search_run(const ms_trace *train, const ms_place_input *in, const m
     ms_sim_result *res = NULL;
     int32_t *cand[MAX_CHAINS + 1] = {0};
     layer_job *jobs = NULL;
-    double *vals = NULL, *buf = NULL, *lb = NULL;
+    double *vals = NULL, *buf = NULL, *lb = NULL, *dense = NULL, *clock_tab = NULL;
+    scorer sc = {o->objective, {o->mix[0], o->mix[1], o->mix[2]}, 0, NULL, NULL, NULL, {0, 0, 0}, false};
     if (o->init) {
         st = ms_placement_clone(o->init, &init, err);
     } else {
@@ -721,18 +995,18 @@ ms_status ms_search_run(const ms_trace *train, const ms_place_input *in, const m
     uint64_t nb = plans[0]->n_batches;
     vals = ms_alloc_array((size_t)(nc + 2) * nl, sizeof *vals, err); /* [candidate][layer] */
     buf = ms_alloc_array(nb ? nb : 1, sizeof *buf, err);
-    if (!vals || !buf) {
+    sc.nl = nl;
+    sc.buf = buf;
+    sc.lm = ms_alloc_array((size_t)nl * 3, sizeof(double), err);
+    sc.lm0 = ms_alloc_array((size_t)nl * 3, sizeof(double), err);
+    if (!vals || !buf || !sc.lm || !sc.lm0) {
         st = MS_E_NOMEM;
         goto out;
     }
-    double te = ms_now();
-    st = run_sim(train, plans[0], init, &so, &res, err);
+    double te = ms_now(), f_init;
+    st = eval_cand(train, plans[0], init, &rs, &sc, &f_init, vals, err);
     if (st != MS_OK) goto out;
     double t_eval = ms_now() - te;
-    double f_init = ms_search_objective_value(&res->summary, o->objective);
-    layer_values(res, nl, o->objective, vals, buf);
-    ms_sim_result_free(res);
-    res = NULL;
 
     /* the surrogate's parameters */
     shared_ctx c;
@@ -761,6 +1035,7 @@ ms_status ms_search_run(const ms_trace *train, const ms_place_input *in, const m
     bp->cf = cf > 0 ? cf : 0;
     bp->keff = train->top_k + (init->has_shared ? 1 : 0);
     bool imb = obj_is_imbalance(o->objective);
+    ms_roofline rf;
     if (imb) {
         bp->unit = SG_ASSIGN;
     } else if (so.cost_model == MS_COST_MESH) {
@@ -769,20 +1044,80 @@ ms_status ms_search_run(const ms_trace *train, const ms_place_input *in, const m
         bp->unit_us = so.mesh_expert_us;
     } else {
         bp->unit = SG_ROOF;
-        const ms_model_preset *m = so.model;
-        const ms_hw_preset *h = so.hw;
-        double hd = m->hidden, id = m->moe_intermediate, bw = m->expert_weight_bytes;
-        double peak = bw <= 1.0 ? h->peak_tflops_fp8 : h->peak_tflops_bf16;
-        double fl_us = peak * 1e12 * h->mfu / 1e6, hbm_us = h->hbm_tb_s * 1e12 * h->hbm_util / 1e6;
-        bp->tok_flops_us = 6.0 * hd * id / fl_us;
-        bp->inst_bytes_us = 3.0 * hd * id * bw / hbm_us;
-        bp->tok_bytes_us = 4.0 * hd / hbm_us;
+        ms_roofline_init(so.hw, so.model, init->has_shared, &rf);
+        bp->tok_flops_us = rf.expert_flops_tok / rf.flops_per_us;
+        bp->inst_bytes_us = rf.expert_wbytes / rf.hbm_per_us;
+        bp->tok_bytes_us = rf.act_bytes_tok / rf.hbm_per_us;
+    }
+    if (obj_is_power(o->objective)) {
+        /* the power surrogate: coefficients, caps, weights (norms per layer) */
+        const ms_energy_coeffs *ec = &rs.energy;
+        double pj = ec->pj_per_flop[rs.prec] * 1e-12, pb = 8.0 * ec->hbm_pj_per_bit * 1e-12;
+        sg_power *pw = &c.pw;
+        pw->tok_flop_j = rf.expert_flops_tok * pj;
+        pw->tok_hbm_j = rf.act_bytes_tok * pb;
+        pw->inst_hbm_j = rf.expert_wbytes * pb;
+        pw->idle_w = ec->idle_w;
+        pw->alpha = ec->freq_exponent;
+        pw->min_clock = ec->min_clock;
+        pw->gpu_w = rs.cap.gpu_w;
+        pw->row_w = rs.cap.row_w;
+        pw->cluster_w = rs.cap.cluster_w;
+        double wt = o->objective == MS_OBJ_MIX ? o->mix[0] : o->objective == MS_OBJ_TIME_UNDER_CAP;
+        double wp = o->objective == MS_OBJ_MIX ? o->mix[1] : o->objective == MS_OBJ_PEAK_POWER;
+        double we = o->objective == MS_OBJ_MIX ? o->mix[2] : o->objective == MS_OBJ_ENERGY;
+        pw->w[0] = wt, pw->w[1] = wp, pw->w[2] = we;
+        pw->norm[0] = pw->norm[1] = pw->norm[2] = 1;
+        pw->peak_tail = PEAK_TAIL;
+        clock_tab = sg_clock_table_new(pw->alpha, pw->min_clock);
+        if (!clock_tab) {
+            st = ms_error_set(err, MS_E_NOMEM, "search: out of memory");
+            goto out;
+        }
+        pw->clock_tab = clock_tab;
+        bp->pw = pw;
+        if (obj_needs_power(o->objective)) {
+            c.lm0 = sc.lm0;
+            c.l0 = l0;
+            c.nb0 = nb;
+        }
+        /* a crossing assignment: its dispatch and combine bytes over the network instead of NVLink */
+        c.cross_j = (so.model->dispatch_bytes + so.model->combine_bytes) * 8.0 *
+                    (ms_energy_net_pj_per_bit(ec) - ec->nvlink_pj_per_bit) * 1e-12;
+        if (c.cross_j < 0) c.cross_j = 0;
+        /* the dense work of every window on every device: where its tokens start */
+        uint64_t B = 0;
+        for (uint32_t i = 0; i < n_plans; i++) B += plans[i]->n_batches;
+        dense = ms_calloc_array((size_t)3 * B * D, sizeof *dense, err);
+        if (!dense) {
+            st = MS_E_NOMEM;
+            goto out;
+        }
+        double *dus = dense, *dfj = dense + B * D, *dmj = dense + 2 * B * D;
+        uint64_t w = 0;
+        for (uint32_t i = 0; i < n_plans; i++)
+            for (uint64_t b = 0; b < plans[i]->n_batches; b++, w++) {
+                for (uint64_t q = plans[i]->off[b]; q < plans[i]->off[b + 1]; q++) dfj[w * D + plans[i]->origin[q]] += 1;
+                for (uint32_t dd = 0; dd < D; dd++) {
+                    double ot = dfj[w * D + dd];
+                    if (ot <= 0) continue;
+                    double tf = ot * rf.dense_flops_tok / rf.flops_per_us, tb = rf.dense_bytes / rf.hbm_per_us;
+                    dus[w * D + dd] = tf > tb ? tf : tb;
+                    dfj[w * D + dd] = ot * rf.dense_flops_tok * pj;
+                    dmj[w * D + dd] = rf.dense_bytes * pb;
+                }
+            }
+        c.dense_us = dus;
+        c.dense_fj = dfj;
+        c.dense_mj = dmj;
     }
     bp->tail = obj_quantile(o->objective) > 0 ? 1.0 - obj_quantile(o->objective) : 0;
     bp->time_weights = !imb;
     if (so.cost_model == MS_COST_MESH) bp->traffic = SG_TR_HOPS;
     else bp->traffic = so.route == MS_ROUTE_ROW_LOCAL ? SG_TR_ROWLOCAL : SG_TR_CROSS;
     bp->traffic_weight = o->traffic_weight >= 0 ? o->traffic_weight : (imb ? 0.0 : 0.1);
+    if (o->traffic_weight < 0 && obj_is_power(o->objective)) /* relative: the time part only */
+        bp->traffic_weight = bp->pw->w[0] > 0 ? 0.1 * bp->pw->w[0] / (bp->pw->w[0] + bp->pw->w[1] + bp->pw->w[2]) : 0;
     bp->allow_dup = false;
     c.iters = o->iterations ? o->iterations : (uint64_t)P * 400 < 20000 ? 20000 : (uint64_t)P * 400;
 
@@ -835,13 +1170,9 @@ ms_status ms_search_run(const ms_trace *train, const ms_place_input *in, const m
         if (ms_now() + t_eval * 1.1 > t0 + o->time_limit_s) break;
         ms_placement *q = NULL;
         if ((st = placement_from(init, cand[j], &q, err)) != MS_OK) goto out;
-        st = run_sim(train, plans[0], q, &so, &res, err);
+        st = eval_cand(train, plans[0], q, &rs, &sc, &fval[j + 1], vals + (size_t)(j + 1) * nl, err);
         ms_placement_free(q);
         if (st != MS_OK) goto out;
-        fval[j + 1] = ms_search_objective_value(&res->summary, o->objective);
-        layer_values(res, nl, o->objective, vals + (size_t)(j + 1) * nl, buf);
-        ms_sim_result_free(res);
-        res = NULL;
         have[j + 1] = true;
         evaluated++;
         if (fval[j + 1] < fbest) {
@@ -872,12 +1203,10 @@ ms_status ms_search_run(const ms_trace *train, const ms_place_input *in, const m
     if (differs && ms_now() + t_eval * 1.1 <= t0 + o->time_limit_s) {
         ms_placement *q = NULL;
         if ((st = placement_from(init, cand[nc], &q, err)) != MS_OK) goto out;
-        st = run_sim(train, plans[0], q, &so, &res, err);
+        double f;
+        st = eval_cand(train, plans[0], q, &rs, &sc, &f, vals + (size_t)(nc + 1) * nl, err);
         ms_placement_free(q);
         if (st != MS_OK) goto out;
-        double f = ms_search_objective_value(&res->summary, o->objective);
-        ms_sim_result_free(res);
-        res = NULL;
         evaluated++;
         if (f < fbest) {
             fbest = f;
@@ -940,6 +1269,16 @@ ms_status ms_search_run(const ms_trace *train, const ms_place_input *in, const m
              ms_cost_model_name(so.cost_model), ms_route_name(so.route), ms_batch_mode_name(o->batch.mode), nl,
              windows, nc, (unsigned long long)iters, (unsigned long long)o->seed, o->time_limit_s,
              stopped ? "true" : "false", sgi, sgb, evaluated, f_init, chosen);
+    size_t pl = strlen(best->params);
+    if (rs.power && pl > 0 && pl + 120 < sizeof best->params) { /* the coefficients and caps simulated with */
+        char g[24] = "null", rw[24] = "null", cw[24] = "null";
+        if (isfinite(rs.cap.gpu_w)) snprintf(g, sizeof g, "%.6g", rs.cap.gpu_w);
+        if (isfinite(rs.cap.row_w)) snprintf(rw, sizeof rw, "%.6g", rs.cap.row_w);
+        if (isfinite(rs.cap.cluster_w)) snprintf(cw, sizeof cw, "%.6g", rs.cap.cluster_w);
+        snprintf(best->params + pl - 1, sizeof best->params - pl + 1,
+                 ",\"energy\":\"%.20s\",\"gpu_cap_w\":%s,\"row_cap_w\":%s,\"cluster_cap_w\":%s}", rs.energy.name, g,
+                 rw, cw);
+    }
     best->objective = fbest;
     best->trace_digest = train->digest;
     best->runtime_s = ms_now() - t0;
@@ -957,5 +1296,9 @@ out:
     ms_free(vals);
     ms_free(buf);
     ms_free(lb);
+    ms_free(dense);
+    ms_free(clock_tab);
+    ms_free(sc.lm);
+    ms_free(sc.lm0);
     return st;
 }

@@ -6,6 +6,217 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* ------------------------------------------------------------ power mode */
+
+/* Per window and device: the state (T expert time in SG_ROOF units and X
+ * assignments, both x SG_SCALE; N active instances) and the derived figures
+ * (fixed point): throttled expert and dense time (us x SG_SCALE), compute and
+ * memory power at the clock (W x PW_WSCALE), FLOP and HBM energy at the
+ * clock (J x PW_JSCALE). A row's aggregate: the sums of the powers and
+ * energies and the maxima of the times. */
+enum { V_TE = 0, V_TD = 1, V_PA = 2, V_PM = 3, V_EF = 4, V_EM = 5, PW_NV = 6 };
+#define PW_WSCALE 4294967296.0    /* 2^32 per W */
+#define PW_JSCALE 1099511627776.0 /* 2^40 per J */
+
+typedef struct pw_dev {
+    int64_t T, X, N;
+    int64_t v[PW_NV];
+} pw_dev;
+
+/* scratch: per-device figures [D], row aggregates [R][PW_NV], row pointers
+ * [R], row factors [R] */
+typedef struct pw_ws {
+    pw_dev *dev;
+    int64_t *row;
+    const int64_t **rp;
+    double *gr;
+} pw_ws;
+
+static void pw_ws_free(pw_ws *w) {
+    ms_free(w->dev);
+    ms_free(w->row);
+    ms_free((void *)w->rp);
+    ms_free(w->gr);
+    memset(w, 0, sizeof *w);
+}
+
+static ms_status pw_ws_init(pw_ws *w, uint32_t D, uint32_t R, ms_error *err) {
+    w->dev = ms_calloc_array(D, sizeof *w->dev, err);
+    w->row = ms_calloc_array((size_t)R * PW_NV, sizeof *w->row, err);
+    w->rp = ms_calloc_array(R, sizeof *w->rp, err);
+    w->gr = ms_calloc_array(R, sizeof *w->gr, err);
+    if (!w->dev || !w->row || !w->rp || !w->gr) {
+        pw_ws_free(w);
+        return MS_E_NOMEM;
+    }
+    return MS_OK;
+}
+
+/* f in [fmin, 1] with (1 - r) f^a + r f = q (0 < q < 1): Newton's method
+ * from 1 (convex and increasing: it decreases monotonically to the root). */
+static double clock_newton(double r, double q, double a, double fmin) {
+    double f = 1.0;
+    for (int it = 0; it < 100; it++) {
+        double fa1 = pow(f, a - 1.0);
+        double g = (1.0 - r) * fa1 * f + r * f - q, dg = a * (1.0 - r) * fa1 + r;
+        double nf = f - g / dg;
+        if (nf < fmin) nf = fmin;
+        if (fabs(nf - f) <= 1e-13 * f) return nf;
+        f = nf;
+    }
+    return f;
+}
+
+/* Table layout: [0] = fmin^alpha, then f at r = i / (NR - 1), u = j / (NQ - 1)
+ * where q = qmin(r) + u (1 - qmin(r)), qmin(r) = (1 - r) fmin^alpha + r fmin. */
+double *sg_clock_table_new(double alpha, double fmin) {
+    double *t = ms_alloc_array(1 + (size_t)SG_CLOCK_NR * SG_CLOCK_NQ, sizeof *t, NULL);
+    if (!t) return NULL;
+    t[0] = pow(fmin, alpha);
+    for (uint32_t i = 0; i < SG_CLOCK_NR; i++) {
+        double r = (double)i / (SG_CLOCK_NR - 1), qmin = (1 - r) * t[0] + r * fmin;
+        for (uint32_t j = 0; j < SG_CLOCK_NQ; j++) {
+            double u = (double)j / (SG_CLOCK_NQ - 1), q = qmin + u * (1 - qmin);
+            t[1 + (size_t)i * SG_CLOCK_NQ + j] = j == 0 ? fmin : j + 1 == SG_CLOCK_NQ ? 1.0 : clock_newton(r, q, alpha, fmin);
+        }
+    }
+    return t;
+}
+
+double sg_clock(const sg_power *pw, double C, double M, double K) {
+    double P = C + M, fmin = pw->min_clock, a = pw->alpha;
+    if (!(P > K)) return 1.0;
+    if (!(K > 0)) return fmin;
+    double r = M / P, q = K / P;
+    const double *t = pw->clock_tab;
+    double fa = t ? t[0] : pow(fmin, a), qmin = (1 - r) * fa + r * fmin;
+    if (q <= qmin) return fmin;
+    if (!t) return clock_newton(r, q, a, fmin);
+    double x = r * (SG_CLOCK_NR - 1), y = (q - qmin) / (1 - qmin) * (SG_CLOCK_NQ - 1);
+    uint32_t i = x >= SG_CLOCK_NR - 1 ? SG_CLOCK_NR - 2 : (uint32_t)x;
+    uint32_t j = y >= SG_CLOCK_NQ - 1 ? SG_CLOCK_NQ - 2 : (uint32_t)y;
+    double dx = x - i, dy = y - j;
+    const double *t0 = t + 1 + (size_t)i * SG_CLOCK_NQ + j, *t1 = t0 + SG_CLOCK_NQ;
+    double f = (1 - dx) * ((1 - dy) * t0[0] + dy * t0[1]) + dx * ((1 - dy) * t1[0] + dy * t1[1]);
+    /* one Newton step on the interpolated value */
+    double fa1 = pow(f, a - 1.0);
+    f -= ((1.0 - r) * fa1 * f + r * f - q) / (a * (1.0 - r) * fa1 + r);
+    return f < fmin ? fmin : f > 1 ? 1 : f;
+}
+
+/* The derived figures of device dev in window b from its T, X, N. */
+static void pw_derive(const sg_params *p, const sg_data *d, uint32_t b, uint32_t dev, pw_dev *x) {
+    const sg_power *pw = p->pw;
+    size_t di = (size_t)b * ms_cluster_devices(&p->cl) + dev;
+    double te = (double)x->T / SG_SCALE, td = d->dense_us ? d->dense_us[di] : 0, t = te + td;
+    if (!(t > 0)) {
+        memset(x->v, 0, sizeof x->v);
+        return;
+    }
+    double xa = (double)x->X / SG_SCALE;
+    double ef = xa * pw->tok_flop_j + (d->dense_fj ? d->dense_fj[di] : 0);
+    double em = xa * pw->tok_hbm_j + (double)x->N * pw->inst_hbm_j + (d->dense_mj ? d->dense_mj[di] : 0);
+    double ts = t * 1e-6, C = ef / ts, M = em / ts, f = 1, fa = 1;
+    if (isfinite(pw->gpu_w)) {
+        f = sg_clock(pw, C, M, pw->gpu_w - pw->idle_w);
+        if (f < 1) fa = pow(f, pw->alpha);
+    }
+    x->v[V_TE] = llround(te / f * SG_SCALE);
+    x->v[V_TD] = llround(td / f * SG_SCALE);
+    x->v[V_PA] = llround(C * fa * PW_WSCALE);
+    x->v[V_PM] = llround(M * f * PW_WSCALE);
+    x->v[V_EF] = llround(ef * (fa / f) * PW_JSCALE);
+    x->v[V_EM] = llround(em * PW_JSCALE);
+}
+
+/* Adds one device's figures to a row aggregate (zeroed first). */
+static inline void pw_row_add(int64_t *agg, const int64_t *v) {
+    agg[V_PA] += v[V_PA];
+    agg[V_PM] += v[V_PM];
+    agg[V_EF] += v[V_EF];
+    agg[V_EM] += v[V_EM];
+    if (v[V_TE] > agg[V_TE]) agg[V_TE] = v[V_TE];
+    if (v[V_TD] > agg[V_TD]) agg[V_TD] = v[V_TD];
+}
+
+/* A window's time (us), power (W) and energy (J) from its row aggregates rp[R]. */
+static void pw_metrics(const sg_params *p, const int64_t *const *rp, double *gr, double m[3]) {
+    const sg_power *pw = p->pw;
+    uint32_t R = p->cl.rows, C = p->cl.cols, D = R * C;
+    double sa = 0, sm = 0;
+    for (uint32_t r = 0; r < R; r++) {
+        double A = (double)rp[r][V_PA] / PW_WSCALE, M = (double)rp[r][V_PM] / PW_WSCALE, g = 1, ga = 1;
+        if (isfinite(pw->row_w) && C * pw->idle_w + A + M > pw->row_w) {
+            g = sg_clock(pw, A, M, pw->row_w - C * pw->idle_w);
+            ga = pow(g, pw->alpha);
+        }
+        gr[r] = g;
+        sa += A * ga;
+        sm += M * g;
+    }
+    double gc = 1, gca = 1;
+    if (isfinite(pw->cluster_w) && D * pw->idle_w + sa + sm > pw->cluster_w) {
+        gc = sg_clock(pw, sa, sm, pw->cluster_w - D * pw->idle_w);
+        gca = pow(gc, pw->alpha);
+    }
+    double te = 0, td = 0, e = 0;
+    for (uint32_t r = 0; r < R; r++) {
+        double g = gr[r] * gc;
+        double a = (double)rp[r][V_TE] / SG_SCALE / g, b = (double)rp[r][V_TD] / SG_SCALE / g;
+        if (a > te) te = a;
+        if (b > td) td = b;
+        double ef = (double)rp[r][V_EF] / PW_JSCALE;
+        e += (g < 1 ? ef * pow(g, pw->alpha - 1) : ef) + (double)rp[r][V_EM] / PW_JSCALE;
+    }
+    m[0] = te + td;
+    m[1] = D * pw->idle_w + sa * gca + sm * gc;
+    m[2] = e + pw->idle_w * D * m[0] * 1e-6;
+}
+
+/* Derives every device of window b (T, X, N set in devs[D]), aggregates the
+ * rows into row[R][PW_NV] and returns the metrics. cache (may be NULL):
+ * the window's devices as last derived (N < 0: none), whose figures are
+ * reused where T, X and N are the same (the figures are a function of
+ * them); store writes the new ones there. */
+static void pw_window(const sg_params *p, const sg_data *d, uint32_t b, pw_dev *devs, int64_t *row, pw_ws *w,
+                      pw_dev *cache, bool store, double m[3]) {
+    uint32_t R = p->cl.rows, C = p->cl.cols;
+    for (uint32_t r = 0; r < R; r++) {
+        int64_t *agg = row + (size_t)r * PW_NV;
+        memset(agg, 0, PW_NV * sizeof *agg);
+        for (uint32_t q = r * C; q < (r + 1) * C; q++) {
+            pw_dev *x = &devs[q];
+            if (cache && cache[q].N == x->N && cache[q].T == x->T && cache[q].X == x->X)
+                memcpy(x->v, cache[q].v, sizeof x->v);
+            else
+                pw_derive(p, d, b, q, x);
+            if (cache && store) cache[q] = *x;
+            pw_row_add(agg, x->v);
+        }
+        w->rp[r] = agg;
+    }
+    pw_metrics(p, w->rp, w->gr, m);
+}
+
+/* A window's scalar: the weighted metrics over their norms. */
+static inline double pw_combine(const sg_power *pw, const double m[3]) {
+    return pw->w[0] * m[0] / pw->norm[0] + pw->w[1] * m[1] / pw->norm[1] + pw->w[2] * m[2] / pw->norm[2];
+}
+
+static double aggregate(double tail, const double *x, uint32_t B, double *scratch);
+
+/* The metrics' aggregates (xm: [3][B]) and the weighted value. */
+static double pw_value(const sg_params *p, const double *xm, uint32_t B, double *scratch, double agg[3]) {
+    const sg_power *pw = p->pw;
+    const double tails[3] = {p->tail, pw->peak_tail, 0};
+    double v = 0;
+    for (int k = 0; k < 3; k++) {
+        agg[k] = aggregate(tails[k], xm + (size_t)k * B, B, scratch);
+        v += pw->w[k] * agg[k] / pw->norm[k];
+    }
+    return v;
+}
+
 /* Scratch for least-loaded windows. */
 typedef struct ll_ws {
     double *load;      /* [D] assignments */
@@ -19,6 +230,8 @@ typedef struct ll_ws {
     uint64_t *nzoff;   /* [B + 1] into nz */
     uint32_t *nz;      /* each window's experts with assignments, by descending training load */
     uint32_t argmax;   /* device with the largest value in the last window */
+    uint32_t *nact;    /* [D] power mode: active instances */
+    pw_ws pw;          /* power mode scratch */
 } ll_ws;
 
 struct sg_state {
@@ -54,7 +267,23 @@ struct sg_state {
     /* SG_LEAST */
     const uint32_t **lists; /* [E] each expert's replica list (reps, or a move's new list) */
     ll_ws ll;
+    /* power mode: per window and device the state and figures, per window
+     * and row the aggregates, per window the metrics (current, after a move);
+     * move scratch: new figures of the affected devices (by aff position),
+     * their X and N deltas, which changed, the rows touched */
+    pw_dev *pwd;        /* [B][D] (SG_LEAST: the figures last derived, a cache) */
+    int64_t *pra;       /* [B][R][PW_NV] (not SG_LEAST) */
+    double *xm, *xn;    /* [3][B] */
+    double agg[3];
+    pw_ws pws;
+    int64_t *dx, *dn;   /* [D] */
+    uint8_t *chg;       /* [D] */
+    uint32_t *rowstamp, *rowlist; /* [R] */
+    uint32_t rstamp;
 };
+
+/* SG_LEAST with power objectives: window b's cache of derived figures, else NULL */
+static pw_dev *ll_cache(sg_state *s, uint32_t b) { return s->pwd ? s->pwd + (size_t)b * s->D : NULL; }
 
 /* ------------------------------------------------------------ loads */
 
@@ -124,14 +353,14 @@ static int cmp_desc(const void *a, const void *b) {
 
 /* Mean of x, or the mean of the worst ceil(tail B), summed in a fixed order
  * so that equal inputs give equal bits. */
-static double aggregate(const sg_params *p, const double *x, uint32_t B, double *scratch) {
+static double aggregate(double tail, const double *x, uint32_t B, double *scratch) {
     if (B == 0) return 0;
-    if (!(p->tail > 0)) {
+    if (!(tail > 0)) {
         double s = 0;
         for (uint32_t b = 0; b < B; b++) s += x[b];
         return s / B;
     }
-    uint32_t m = (uint32_t)ceil(p->tail * B);
+    uint32_t m = (uint32_t)ceil(tail * B);
     if (m < 1) m = 1;
     if (m > B) m = B;
     memcpy(scratch, x, B * sizeof *x);
@@ -217,6 +446,16 @@ static ms_status check_inputs(const sg_params *prm, const sg_data *dat, const in
         return ms_error_set(err, MS_E_INPUT, "surrogate: shared expert id out of range");
     if (prm->unit == SG_MESH && !(prm->chunk > 0)) return ms_error_set(err, MS_E_INPUT, "surrogate: chunk must be > 0");
     if (dat->B == 0 || !dat->cnt || !dat->ntok) return ms_error_set(err, MS_E_INPUT, "surrogate: no windows");
+    if (prm->pw) {
+        const sg_power *pw = prm->pw;
+        if (prm->unit != SG_ROOF) return ms_error_set(err, MS_E_INPUT, "surrogate: power objectives need roofline units");
+        for (int k = 0; k < 3; k++)
+            if (!(pw->w[k] >= 0) || !(pw->norm[k] > 0))
+                return ms_error_set(err, MS_E_INPUT, "surrogate: power weights must be >= 0 and norms > 0");
+        if (!(pw->peak_tail > 0 && pw->peak_tail <= 1) || !(pw->alpha >= 1) ||
+            !(pw->min_clock > 0 && pw->min_clock <= 1))
+            return ms_error_set(err, MS_E_INPUT, "surrogate: bad power coefficients");
+    }
     uint32_t P = ms_cluster_slots(&prm->cl);
     for (uint32_t s = 0; s < P; s++)
         if (slots[s] < -1 || slots[s] >= (int32_t)prm->n_logical)
@@ -287,6 +526,8 @@ static void ll_ws_free(ll_ws *w) {
     ms_free(w->sdev);
     ms_free(w->nzoff);
     ms_free(w->nz);
+    ms_free(w->nact);
+    pw_ws_free(&w->pw);
     memset(w, 0, sizeof *w);
 }
 
@@ -306,6 +547,9 @@ static ms_status ll_ws_init(ll_ws *w, const sg_params *p, const sg_data *d, ms_e
     uint32_t *order = ms_alloc_array(E, sizeof *order, err);
     if (!w->load || !w->cost || !w->alloc || !w->idx || !w->lv || !w->dv || !w->eoff || !w->sdev || !w->nzoff ||
         !order)
+        goto nomem;
+    if (p->pw && ((w->nact = ms_calloc_array(D, sizeof *w->nact, err)) == NULL ||
+                  pw_ws_init(&w->pw, D, p->cl.rows, err) != MS_OK))
         goto nomem;
     for (uint32_t q = 0; q < P; q++) w->sdev[q] = q / p->cl.slots_per_device;
     if (expert_order(p, d, order, err) != MS_OK) goto nomem;
@@ -332,7 +576,7 @@ nomem:
  * have the replica lists `lists` (nrep each). Only the experts the window
  * uses are visited. */
 static double window_least(const sg_params *p, const sg_data *d, uint32_t b, const uint32_t *const *lists,
-                           const uint32_t *nrep, double wb, ll_ws *w) {
+                           const uint32_t *nrep, double wb, ll_ws *w, pw_dev *cache, bool store, double *m) {
     uint32_t D = ms_cluster_devices(&p->cl), E = p->n_logical;
     const uint32_t *sdev = w->sdev;
     const uint32_t *cnt = d->cnt + (size_t)b * E;
@@ -385,16 +629,22 @@ static double window_least(const sg_params *p, const sg_data *d, uint32_t b, con
     double mx = -1;
     w->argmax = 0;
     const double *v = w->load;
+    bool pw = p->pw != NULL;
     if (p->unit != SG_ASSIGN) {
         memset(w->cost, 0, D * sizeof *w->cost);
+        if (pw) memset(w->nact, 0, D * sizeof *w->nact);
         uint32_t off = 0;
         for (uint32_t i = 0; i < nnz; i++) {
             uint32_t e = nz[i], n = nrep[e];
             if (n == 1 && !tokens) {
                 w->cost[sdev[lists[e][0]]] += unit_of(p, cnt[e]);
+                if (pw) w->nact[sdev[lists[e][0]]]++;
                 continue;
             }
-            for (uint32_t r = 0; r < n; r++) w->cost[sdev[lists[e][r]]] += unit_of(p, w->alloc[off + r]);
+            for (uint32_t r = 0; r < n; r++) {
+                w->cost[sdev[lists[e][r]]] += unit_of(p, w->alloc[off + r]);
+                if (pw && w->alloc[off + r] > 0) w->nact[sdev[lists[e][r]]]++;
+            }
             off += n;
         }
         v = w->cost;
@@ -404,7 +654,14 @@ static double window_least(const sg_params *p, const sg_data *d, uint32_t b, con
             mx = v[dd];
             w->argmax = dd;
         }
-    return mx * SG_SCALE * wb;
+    if (!pw) return mx * SG_SCALE * wb;
+    for (uint32_t dd = 0; dd < D; dd++) {
+        w->pw.dev[dd].T = llround(w->cost[dd] * SG_SCALE);
+        w->pw.dev[dd].X = llround(w->load[dd] * SG_SCALE);
+        w->pw.dev[dd].N = w->nact[dd];
+    }
+    pw_window(p, d, b, w->pw.dev, w->pw.row, &w->pw, cache, store, m);
+    return pw_combine(p->pw, m);
 }
 
 /* ------------------------------------------------------------ full value */
@@ -418,8 +675,11 @@ double sg_full_value(const sg_params *prm, const sg_data *dat, const int32_t *sl
     int64_t *load = ms_alloc_array(D, sizeof *load, NULL);
     double *x = ms_alloc_array(dat->B, sizeof *x, NULL), *scr = ms_alloc_array(dat->B, sizeof *scr, NULL);
     uint16_t *ring = ms_alloc_array((size_t)R * R, sizeof *ring, NULL);
+    double *xm = prm->pw ? ms_alloc_array((size_t)3 * dat->B, sizeof *xm, NULL) : NULL;
+    pw_ws pws = {0};
     double v = NAN;
-    if (!rank || !n || !list || !rowcnt || !load || !x || !scr || !ring) goto out;
+    if (!rank || !n || !list || !rowcnt || !load || !x || !scr || !ring || (prm->pw && !xm)) goto out;
+    if (prm->pw && prm->route != SG_LEAST && pw_ws_init(&pws, D, R, NULL) != MS_OK) goto out;
     ring_fill(ring, R);
     for (uint32_t s = 0; s < P; s++)
         if (slots[s] >= 0) rank[s] = n[slots[s]]++;
@@ -436,15 +696,35 @@ double sg_full_value(const sg_params *prm, const sg_data *dat, const int32_t *sl
             }
             for (uint32_t s = 0; s < P; s++)
                 if (slots[s] >= 0) flat[lists[slots[s]] - flat + rank[s]] = s;
-            for (uint32_t b = 0; b < dat->B; b++)
-                x[b] = window_least(prm, dat, b, lists, n, window_weight(prm, dat, b), &w);
+            for (uint32_t b = 0; b < dat->B; b++) {
+                double m[3];
+                x[b] = window_least(prm, dat, b, lists, n, window_weight(prm, dat, b), &w, NULL, false, m);
+                for (int k = 0; prm->pw && k < 3; k++) xm[(size_t)k * dat->B + b] = m[k];
+            }
             ll_ws_free(&w);
         }
         ms_free(lists);
         ms_free(flat);
         if (!ok) goto out;
     }
-    for (uint32_t b = 0; prm->route != SG_LEAST && b < dat->B; b++) {
+    for (uint32_t b = 0; prm->pw && prm->route != SG_LEAST && b < dat->B; b++) {
+        uint32_t cap = window_cap(prm, dat->ntok[b]);
+        memset(pws.dev, 0, D * sizeof *pws.dev);
+        for (uint32_t s = 0; s < P; s++) {
+            int32_t e = slots[s];
+            uint32_t c = e < 0 ? 0 : dat->cnt[(size_t)b * E + e];
+            if (!c) continue;
+            double a = inst_assign(prm, c, n[e], rank[s], cap);
+            pw_dev *dv = &pws.dev[s / S];
+            dv->T += inst_fixed(prm, c, n[e], rank[s], cap);
+            dv->X += llround(a * SG_SCALE);
+            dv->N += a > 0;
+        }
+        double m[3];
+        pw_window(prm, dat, b, pws.dev, pws.row, &pws, NULL, false, m);
+        for (int k = 0; k < 3; k++) xm[(size_t)k * dat->B + b] = m[k];
+    }
+    for (uint32_t b = 0; !prm->pw && prm->route != SG_LEAST && b < dat->B; b++) {
         uint32_t cap = window_cap(prm, dat->ntok[b]);
         memset(load, 0, D * sizeof *load);
         for (uint32_t s = 0; s < P; s++) {
@@ -457,7 +737,8 @@ double sg_full_value(const sg_params *prm, const sg_data *dat, const int32_t *sl
             if (load[d] > mx) mx = load[d];
         x[b] = (double)mx * window_weight(prm, dat, b);
     }
-    v = aggregate(prm, x, dat->B, scr);
+    double agg[3];
+    v = prm->pw ? pw_value(prm, xm, dat->B, scr, agg) : aggregate(prm->tail, x, dat->B, scr);
     double ts = traffic_scale(prm, dat);
     if (ts > 0) {
         int64_t tot = 0;
@@ -478,6 +759,8 @@ out:
     ms_free(x);
     ms_free(scr);
     ms_free(ring);
+    ms_free(xm);
+    pw_ws_free(&pws);
     return v;
 }
 
@@ -487,9 +770,10 @@ void sg_free(sg_state *s) {
     if (!s) return;
     void *p[] = {s->slot, s->nrep, s->reps, s->devcnt, s->tree, s->wb, s->cap, s->tr, s->xb, s->xnew, s->scratch,
                  s->nl[0], s->nl[1], s->aff, s->affpos, s->affstamp, s->delta, s->saved, s->rowcnt, s->ring,
-                 (void *)s->lists};
+                 (void *)s->lists, s->pwd, s->pra, s->xm, s->xn, s->dx, s->dn, s->chg, s->rowstamp, s->rowlist};
     for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) ms_free(p[i]);
     ll_ws_free(&s->ll);
+    pw_ws_free(&s->pws);
     ms_free(s);
 }
 
@@ -501,8 +785,11 @@ static inline void tree_up(int64_t *t, uint32_t leaf) {
     }
 }
 
-static double current_value(sg_state *s, const double *x, int64_t tr_sum) {
-    return aggregate(&s->prm, x, s->B, s->scratch) + (double)tr_sum * s->tr_scale;
+/* The value of window scalars x (load objectives) or metrics xm (power
+ * objectives: their aggregates go to agg) plus the traffic term. */
+static double current_value(sg_state *s, const double *x, const double *xm, int64_t tr_sum, double *agg) {
+    double v = s->prm.pw ? pw_value(&s->prm, xm, s->B, s->scratch, agg) : aggregate(s->prm.tail, x, s->B, s->scratch);
+    return v + (double)tr_sum * s->tr_scale;
 }
 
 ms_status sg_new(const sg_params *prm, const sg_data *dat, const int32_t *slots, sg_state **out, ms_error *err) {
@@ -544,6 +831,20 @@ ms_status sg_new(const sg_params *prm, const sg_data *dat, const int32_t *slots,
     A_(rowcnt, s->R);
     A_(ring, (size_t)s->R * s->R);
     A_(lists, s->E);
+    if (prm->pw) {
+        A_(pwd, (size_t)s->B * s->D);
+        if (prm->route != SG_LEAST) A_(pra, (size_t)s->B * s->R * PW_NV);
+        else if (ok)
+            for (size_t i = 0; i < (size_t)s->B * s->D; i++) s->pwd[i].N = -1; /* nothing cached */
+        A_(xm, (size_t)3 * s->B);
+        A_(xn, (size_t)3 * s->B);
+        A_(dx, s->D);
+        A_(dn, s->D);
+        A_(chg, s->D);
+        A_(rowstamp, s->R);
+        A_(rowlist, s->R);
+        if (ok) ok = pw_ws_init(&s->pws, s->D, s->R, err) == MS_OK;
+    }
 #undef A_
     if (ok && prm->route == SG_LEAST) ok = ll_ws_init(&s->ll, prm, dat, err) == MS_OK;
     if (!ok) {
@@ -563,7 +864,28 @@ ms_status sg_new(const sg_params *prm, const sg_data *dat, const int32_t *slots,
         s->wb[b] = window_weight(prm, dat, b);
         s->cap[b] = window_cap(prm, dat->ntok[b]);
         if (prm->route == SG_LEAST) {
-            s->xb[b] = window_least(prm, dat, b, s->lists, s->nrep, s->wb[b], &s->ll);
+            double m[3];
+            s->xb[b] = window_least(prm, dat, b, s->lists, s->nrep, s->wb[b], &s->ll, ll_cache(s, b), true, m);
+            for (int k = 0; prm->pw && k < 3; k++) s->xm[(size_t)k * s->B + b] = m[k];
+            continue;
+        }
+        if (prm->pw) {
+            pw_dev *dv = s->pwd + (size_t)b * s->D;
+            const uint32_t *cnt = dat->cnt + (size_t)b * s->E;
+            for (uint32_t e = 0; e < s->E; e++) {
+                if (!cnt[e]) continue;
+                for (uint32_t r = 0; r < s->nrep[e]; r++) {
+                    double a = inst_assign(prm, cnt[e], s->nrep[e], r, s->cap[b]);
+                    pw_dev *x = &dv[s->reps[(size_t)e * s->P + r] / s->S];
+                    x->T += inst_fixed(prm, cnt[e], s->nrep[e], r, s->cap[b]);
+                    x->X += llround(a * SG_SCALE);
+                    x->N += a > 0;
+                }
+            }
+            double m[3];
+            pw_window(prm, dat, b, dv, s->pra + (size_t)b * s->R * PW_NV, &s->pws, NULL, false, m);
+            for (int k = 0; k < 3; k++) s->xm[(size_t)k * s->B + b] = m[k];
+            s->xb[b] = pw_combine(prm->pw, m);
             continue;
         }
         int64_t *t = s->tree + (size_t)b * 2 * s->Dp;
@@ -583,19 +905,32 @@ ms_status sg_new(const sg_params *prm, const sg_data *dat, const int32_t *slots,
             s->tr[e] = traffic_of(prm, dat, s->ring, s->rowcnt, e, s->reps + (size_t)e * s->P, s->nrep[e]);
             s->tr_sum += s->tr[e];
         }
-    s->value = current_value(s, s->xb, s->tr_sum);
+    s->value = current_value(s, s->xb, s->xm, s->tr_sum, s->agg);
     *out = s;
     return MS_OK;
 }
 
 double sg_value(const sg_state *s) { return s->value; }
+
+
+void sg_metrics(const sg_state *s, double m[3]) {
+    for (int k = 0; k < 3; k++) m[k] = s->prm.pw ? s->agg[k] : 0;
+}
 const int32_t *sg_slots(const sg_state *s) { return s->slot; }
 uint32_t sg_nrep(const sg_state *s, uint32_t e) { return e < s->E ? s->nrep[e] : 0; }
 
 uint32_t sg_argmax_device(sg_state *s, uint32_t b) {
     if (s->prm.route == SG_LEAST) {
-        window_least(&s->prm, &s->dat, b, s->lists, s->nrep, s->wb[b], &s->ll);
+        double m[3];
+        window_least(&s->prm, &s->dat, b, s->lists, s->nrep, s->wb[b], &s->ll, ll_cache(s, b), false, m);
         return s->ll.argmax;
+    }
+    if (s->prm.pw) { /* the longest throttled expert time (lowest index on ties) */
+        const pw_dev *dv = s->pwd + (size_t)b * s->D;
+        uint32_t best = 0;
+        for (uint32_t d = 1; d < s->D; d++)
+            if (dv[d].v[V_TE] > dv[best].v[V_TE]) best = d;
+        return best;
     }
     const int64_t *t = s->tree + (size_t)b * 2 * s->Dp;
     uint32_t j = 1;
@@ -736,8 +1071,92 @@ static void run_windows(sg_state *s, bool commit, double *xout) {
     }
 }
 
+/* Power mode: per window, the affected devices' new T, X, N and figures,
+ * the touched rows' aggregates, the metrics (into xm [3][B] and the window
+ * scalars into xout); commit writes the new state. */
+static void run_windows_pw(sg_state *s, bool commit, double *xout, double *xm) {
+    const uint32_t S = s->S, P = s->P, E = s->E, D = s->D, R = s->R, C = s->prm.cl.cols, B = s->B, naff = s->naff;
+    const sg_params *prm = &s->prm;
+    pw_dev *nd = s->pws.dev;
+    for (uint32_t b = 0; b < B; b++) {
+        const uint32_t *cnt = s->dat.cnt + (size_t)b * E;
+        uint32_t cap = s->cap[b];
+        bool any = false;
+        for (uint32_t i = 0; i < naff; i++) s->delta[i] = s->dx[i] = s->dn[i] = 0;
+        for (uint32_t t = 0; t < s->nt; t++) {
+            uint32_t e = (uint32_t)s->te[t], c = cnt[e];
+            if (!c) continue;
+            const uint32_t *old = s->reps + (size_t)e * P;
+            uint32_t no = s->nrep[e], nw = s->nn[t];
+            for (uint32_t r = 0; r < no; r++) {
+                uint32_t i = s->affpos[old[r] / S];
+                double a = inst_assign(prm, c, no, r, cap);
+                s->delta[i] -= inst_fixed(prm, c, no, r, cap);
+                s->dx[i] -= llround(a * SG_SCALE);
+                s->dn[i] -= a > 0;
+            }
+            for (uint32_t r = 0; r < nw; r++) {
+                uint32_t i = s->affpos[s->nl[t][r] / S];
+                double a = inst_assign(prm, c, nw, r, cap);
+                s->delta[i] += inst_fixed(prm, c, nw, r, cap);
+                s->dx[i] += llround(a * SG_SCALE);
+                s->dn[i] += a > 0;
+            }
+            any = true;
+        }
+        if (!any) {
+            if (xout != s->xb) xout[b] = s->xb[b];
+            if (xm != s->xm)
+                for (int k = 0; k < 3; k++) xm[(size_t)k * B + b] = s->xm[(size_t)k * B + b];
+            continue;
+        }
+        pw_dev *cur = s->pwd + (size_t)b * D;
+        if (++s->rstamp == 0) {
+            memset(s->rowstamp, 0, R * sizeof *s->rowstamp);
+            s->rstamp = 1;
+        }
+        uint32_t nrl = 0;
+        for (uint32_t i = 0; i < naff; i++) {
+            s->chg[i] = s->delta[i] || s->dx[i] || s->dn[i];
+            if (!s->chg[i]) continue;
+            uint32_t d = s->aff[i];
+            nd[i] = cur[d];
+            nd[i].T += s->delta[i];
+            nd[i].X += s->dx[i];
+            nd[i].N += s->dn[i];
+            pw_derive(prm, &s->dat, b, d, &nd[i]);
+            uint32_t r = d / C;
+            if (s->rowstamp[r] != s->rstamp) {
+                s->rowstamp[r] = s->rstamp;
+                s->rowlist[nrl++] = r;
+            }
+        }
+        int64_t *rows = s->pra + (size_t)b * R * PW_NV;
+        for (uint32_t r = 0; r < R; r++) s->pws.rp[r] = rows + (size_t)r * PW_NV;
+        for (uint32_t q = 0; q < nrl; q++) {
+            uint32_t r = s->rowlist[q];
+            int64_t *agg = s->pws.row + (size_t)q * PW_NV;
+            memset(agg, 0, PW_NV * sizeof *agg);
+            for (uint32_t d = r * C; d < (r + 1) * C; d++) {
+                bool mine = s->affstamp[d] == s->stamp && s->chg[s->affpos[d]];
+                pw_row_add(agg, mine ? nd[s->affpos[d]].v : cur[d].v);
+            }
+            s->pws.rp[r] = agg;
+        }
+        double m[3];
+        pw_metrics(prm, s->pws.rp, s->pws.gr, m);
+        for (int k = 0; k < 3; k++) xm[(size_t)k * B + b] = m[k];
+        xout[b] = pw_combine(prm->pw, m);
+        if (!commit) continue;
+        for (uint32_t i = 0; i < naff; i++)
+            if (s->chg[i]) cur[s->aff[i]] = nd[i];
+        for (uint32_t q = 0; q < nrl; q++)
+            memcpy(rows + (size_t)s->rowlist[q] * PW_NV, s->pws.row + (size_t)q * PW_NV, PW_NV * sizeof(int64_t));
+    }
+}
+
 /* SG_LEAST: every window with the move's new lists in place (then put back). */
-static void least_windows(sg_state *s, double *xout) {
+static void least_windows(sg_state *s, double *xout, double *xm) {
     uint32_t keep[2];
     for (uint32_t t = 0; t < s->nt; t++) {
         uint32_t e = (uint32_t)s->te[t];
@@ -750,8 +1169,15 @@ static void least_windows(sg_state *s, double *xout) {
         const uint32_t *cnt = s->dat.cnt + (size_t)b * s->E;
         bool touched = false;
         for (uint32_t t = 0; t < s->nt; t++) touched |= cnt[s->te[t]] != 0;
-        xout[b] = touched ? window_least(&s->prm, &s->dat, b, s->lists, s->nrep, s->wb[b], &s->ll)
-                          : s->xb[b];
+        double m[3];
+        if (touched) {
+            xout[b] = window_least(&s->prm, &s->dat, b, s->lists, s->nrep, s->wb[b], &s->ll, ll_cache(s, b),
+                                   xout == s->xb, m);
+        } else {
+            xout[b] = s->xb[b];
+            for (int k = 0; s->prm.pw && k < 3; k++) m[k] = s->xm[(size_t)k * s->B + b];
+        }
+        for (int k = 0; s->prm.pw && k < 3; k++) xm[(size_t)k * s->B + b] = m[k];
     }
     for (uint32_t t = 0; t < s->nt; t++) {
         uint32_t e = (uint32_t)s->te[t];
@@ -762,16 +1188,19 @@ static void least_windows(sg_state *s, double *xout) {
 
 double sg_eval(sg_state *s, const sg_move *m) {
     prepare(s, m);
-    if (s->prm.route == SG_LEAST) least_windows(s, s->xnew);
+    if (s->prm.route == SG_LEAST) least_windows(s, s->xnew, s->xn);
+    else if (s->prm.pw) run_windows_pw(s, false, s->xnew, s->xn);
     else run_windows(s, false, s->xnew);
     int64_t trs = s->tr_sum;
     for (uint32_t t = 0; t < s->nt; t++) trs += s->trnew[t] - s->tr[s->te[t]];
-    return current_value(s, s->xnew, trs);
+    double agg[3];
+    return current_value(s, s->xnew, s->xn, trs, agg);
 }
 
 void sg_apply(sg_state *s, const sg_move *m) {
     prepare(s, m);
-    if (s->prm.route == SG_LEAST) least_windows(s, s->xb);
+    if (s->prm.route == SG_LEAST) least_windows(s, s->xb, s->xm);
+    else if (s->prm.pw) run_windows_pw(s, true, s->xb, s->xm);
     else run_windows(s, true, s->xb);
     for (uint32_t t = 0; t < s->nt; t++) {
         uint32_t e = (uint32_t)s->te[t];
@@ -804,5 +1233,5 @@ void sg_apply(sg_state *s, const sg_move *m) {
         memcpy(s->reps + (size_t)e * s->P, s->nl[t], s->nn[t] * sizeof(uint32_t));
         s->nrep[e] = s->nn[t];
     }
-    s->value = current_value(s, s->xb, s->tr_sum);
+    s->value = current_value(s, s->xb, s->xm, s->tr_sum, s->agg);
 }

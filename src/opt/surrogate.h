@@ -37,6 +37,47 @@ typedef enum sg_unit {
     SG_ROOF = 2      /* roofline: max(x flops time, weight read + x activation time) per instance */
 } sg_unit;
 
+/* Power objectives (sg_params.pw): per window and device the state is the
+ * expert time T (SG_ROOF units, fixed point), the assignments X (fixed
+ * point) and the active instances N; with the window's dense time and
+ * energy of the device (placement-independent: where tokens start) they give
+ * its busy time t, FLOP energy E_f and HBM energy E_m at full clock, its
+ * power C = E_f / t, M = E_m / t, and under a per-GPU cap G its clock f
+ * (idle + C f^alpha + M f = G, sg_clock). A row or cluster budget scales the
+ * clocks of its devices by one common factor g (idle x devices + sum C f^alpha
+ * g^alpha + sum M f g = budget; exact when no per-GPU cap binds, where the
+ * simulator's common ceiling is the same; rows first, then the cluster).
+ * Window metrics: time = max_d dense_d / clock_d + max_d expert_d / clock_d
+ * (us), power = idle x devices + sum_d C_d clock_d^alpha + M_d clock_d (W:
+ * every device at its compute power at once, as ms_power's peak), energy =
+ * sum_d E_f,d clock_d^(alpha - 1) + E_m,d + idle x devices x time (J). The
+ * value: sum_k w[k] x aggregate_k / norm[k] + traffic, aggregates time: mean
+ * (or the worst tail), power: mean of the worst ceil(peak_tail B) windows,
+ * energy: mean. Derived per-device figures and row sums are fixed point, so
+ * incremental moves equal a recompute from scratch bit for bit. */
+typedef struct sg_power {
+    double tok_flop_j;      /* FLOP energy of one assignment */
+    double tok_hbm_j;       /* HBM energy of one assignment's activations */
+    double inst_hbm_j;      /* HBM energy of an active instance's weight read */
+    double idle_w, alpha, min_clock;
+    double gpu_w, row_w, cluster_w; /* INFINITY = none */
+    double w[3];            /* weights of time, peak power, energy */
+    double norm[3];         /* their scales (> 0; 1 = raw figures) */
+    double peak_tail;       /* (0, 1]: share of worst windows the power aggregate averages */
+    const double *clock_tab;/* sg_clock_table_new(alpha, min_clock), or NULL: Newton's method */
+} sg_power;
+
+#define SG_CLOCK_NR 33  /* table rows: memory share of the dynamic power, 0..1 */
+#define SG_CLOCK_NQ 129 /* table columns: the allowed share of it, from the min_clock floor to 1 */
+
+/* The table sg_clock interpolates (1 + SG_CLOCK_NR x SG_CLOCK_NQ doubles), or
+ * NULL when out of memory. Release with ms_free. */
+double *sg_clock_table_new(double alpha, double min_clock);
+/* The clock f in [min_clock, 1] with C f^alpha + M f = K (1 when C + M <= K,
+ * min_clock when even that draws more): the table's bilinear value refined by
+ * one Newton step, or Newton's method from 1 without a table. */
+double sg_clock(const sg_power *pw, double C, double M, double K);
+
 /* The row-crossing term. */
 typedef enum sg_traffic {
     SG_TR_NONE = 0,
@@ -62,6 +103,7 @@ typedef struct sg_params {
     sg_traffic traffic;
     double traffic_weight;
     bool allow_dup;         /* moves may put two replicas of one expert on one device */
+    const sg_power *pw;     /* power objectives (unit must be SG_ROOF), or NULL: the load objective */
 } sg_params;
 
 /* A layer's training windows (the caller keeps them alive). */
@@ -78,6 +120,10 @@ typedef struct sg_data {
      * water-filled. NULL = water-fill every window. */
     const uint64_t *aoff;   /* [B + 1] */
     const uint16_t *aid;
+    /* power objectives: per window and device [B][D], the dense work of the
+     * tokens that start there: time at full clock (us), FLOP and HBM energy
+     * (J); NULL = none */
+    const double *dense_us, *dense_fj, *dense_mj;
 } sg_data;
 
 typedef enum sg_kind { SG_SWAP = 0, SG_REPLICA = 1 } sg_kind;
@@ -101,6 +147,9 @@ ms_status sg_new(const sg_params *prm, const sg_data *dat, const int32_t *slots,
 void sg_free(sg_state *s);
 
 double sg_value(const sg_state *s);
+/* Power objectives: the aggregates of time, power and energy (before the
+ * weights and norms); zeros otherwise. */
+void sg_metrics(const sg_state *s, double m[3]);
 const int32_t *sg_slots(const sg_state *s);
 uint32_t sg_nrep(const sg_state *s, uint32_t e);
 /* The device with the largest load in window b (lowest index on ties). */

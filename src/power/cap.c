@@ -5,6 +5,8 @@
 
 #include <math.h>
 
+#include "moesim/sim.h"
+
 void ms_power_cap_none(ms_power_cap *cap) {
     cap->gpu_w = INFINITY;
     cap->row_w = INFINITY;
@@ -101,4 +103,34 @@ uint32_t ms_power_cap_clocks(const ms_energy_coeffs *c, const ms_power_cap *cap,
             unmet += apply_budget(c, cap->row_w, r0, r0 + cols, comp_w, mem_w, clock);
     if (isfinite(cap->cluster_w)) unmet += apply_budget(c, cap->cluster_w, 0, n_devices, comp_w, mem_w, clock);
     return unmet;
+}
+
+ms_status ms_power_throttle_init(ms_power_throttle *t, const ms_energy_coeffs *c, const ms_power_cap *cap,
+                                 ms_precision precision, uint32_t n_devices, uint32_t cols, ms_sim_throttle *out,
+                                 ms_error *err) {
+    if (ms_energy_check(c, err) != MS_OK) return MS_E_INPUT;
+    if (ms_power_cap_check(cap, c, n_devices, cols, err) != MS_OK) return MS_E_INPUT;
+    if ((unsigned)precision >= MS_PREC_COUNT) return ms_error_set(err, MS_E_INPUT, "power caps: bad precision");
+    t->coeffs = *c;
+    t->cap = *cap;
+    t->precision = precision;
+    t->cols = cols;
+    out->clocks = ms_power_throttle_clocks;
+    out->ctx = t;
+    return MS_OK;
+}
+
+uint32_t ms_power_throttle_clocks(void *ctx, uint32_t n, const double *busy_us, const double *flops,
+                                  const double *hbm_bytes, double *clock, double *scratch) {
+    const ms_power_throttle *t = ctx;
+    const ms_energy_coeffs *c = &t->coeffs;
+    double *comp_w = scratch, *mem_w = scratch + n;
+    /* J per FLOP and per byte over seconds: pJ x 1e-12 / (us x 1e-6) */
+    const double kf = c->pj_per_flop[t->precision] * 1e-6, kb = 8.0 * c->hbm_pj_per_bit * 1e-6;
+    for (uint32_t d = 0; d < n; d++) {
+        double b = busy_us[d];
+        comp_w[d] = b > 0 ? flops[d] * kf / b : 0;
+        mem_w[d] = b > 0 ? hbm_bytes[d] * kb / b : 0;
+    }
+    return ms_power_cap_clocks(c, &t->cap, n, t->cols, comp_w, mem_w, clock);
 }

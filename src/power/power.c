@@ -7,10 +7,16 @@
 
 #include "moesim/sim.h"
 
-enum { F_COMPUTE = 0, F_COMM = 1, F_FLOPS = 2, F_HBM = 3, F_NVLINK = 4, F_NET = 5 };
+enum { F_COMPUTE = 0, F_COMM = 1, F_FLOPS = 2, F_HBM = 3, F_NVLINK = 4, F_NET = 5, F_CLOCK = 6 };
 
 static double *fld(const ms_power_phases *p, uint64_t i, int f) {
     return p->dev + ((size_t)i * MS_POWER_FIELDS + (size_t)f) * p->n_devices;
+}
+
+/* phase i's clocks: from v (n_devices values), or 1 when v is NULL */
+static void set_clocks(ms_power_phases *p, uint64_t i, const double *v) {
+    double *cl = fld(p, i, F_CLOCK);
+    for (uint32_t d = 0; d < p->n_devices; d++) cl[d] = v ? v[d] : 1.0;
 }
 
 ms_status ms_power_phases_new(uint32_t n_devices, uint64_t n_phases, ms_power_phases **out, ms_error *err) {
@@ -34,6 +40,7 @@ ms_status ms_power_phases_new(uint32_t n_devices, uint64_t n_phases, ms_power_ph
         ms_power_phases_free(p);
         return MS_E_NOMEM;
     }
+    for (uint64_t i = 0; i < n_phases; i++) set_clocks(p, i, NULL);
     *out = p;
     return MS_OK;
 }
@@ -64,6 +71,7 @@ ms_status ms_power_phases_set(ms_power_phases *p, uint64_t i, const ms_power_pha
     memcpy(fld(p, i, F_HBM), ph->hbm_bytes, nb);
     memcpy(fld(p, i, F_NVLINK), ph->nvlink_bytes, nb);
     memcpy(fld(p, i, F_NET), ph->net_bytes, nb);
+    set_clocks(p, i, ph->clock);
     return MS_OK;
 }
 
@@ -77,6 +85,7 @@ void ms_power_phases_get(const ms_power_phases *p, uint64_t i, ms_power_phase *o
     out->hbm_bytes = fld(p, i, F_HBM);
     out->nvlink_bytes = fld(p, i, F_NVLINK);
     out->net_bytes = fld(p, i, F_NET);
+    out->clock = fld(p, i, F_CLOCK);
 }
 
 ms_status ms_power_phases_set_sim(ms_power_phases *p, uint64_t i, const ms_sim_step *s, ms_error *err) {
@@ -102,6 +111,7 @@ ms_status ms_power_phases_set_sim(ms_power_phases *p, uint64_t i, const ms_sim_s
     memcpy(fld(p, i, F_HBM), s->hbm_bytes, nb);
     memcpy(fld(p, i, F_NVLINK), s->send_intra_bytes, nb);
     memcpy(fld(p, i, F_NET), s->send_inter_bytes, nb);
+    set_clocks(p, i, s->clock);
     return MS_OK;
 }
 
@@ -156,7 +166,7 @@ ms_status ms_power_phases_read_json(const char *path, ms_power_phases **out, ms_
     }
     p->tokens = tk ? json_number_value(tk) : 0;
     static const char *keys[MS_POWER_FIELDS] = {"compute_s", "comm_s", "flops", "hbm_bytes", "nvlink_bytes",
-                                                "net_bytes"};
+                                                "net_bytes", "clock"};
     for (uint64_t i = 0; i < p->n_phases && st == MS_OK; i++) {
         json_t *ph = json_array_get(phs, i);
         json_t *w = json_object_get(ph, "wall_s"), *b = json_object_get(ph, "batch"), *l = json_object_get(ph, "layer");
@@ -174,7 +184,7 @@ ms_status ms_power_phases_read_json(const char *path, ms_power_phases **out, ms_
         p->batch[i] = b ? (uint64_t)json_integer_value(b) : 0;
         p->layer[i] = l ? (uint32_t)json_integer_value(l) : 0;
         for (int f = 0; f < MS_POWER_FIELDS && st == MS_OK; f++)
-            st = read_arr(ph, path, i, keys[f], f != 1, fld(p, i, f), p->n_devices, err);
+            st = read_arr(ph, path, i, keys[f], f != F_COMM && f != F_CLOCK, fld(p, i, f), p->n_devices, err);
     }
 done:
     json_decref(root);
@@ -191,9 +201,12 @@ const char *ms_power_part_name(ms_power_part p) {
     return (unsigned)p < MS_PART_COUNT ? names[p] : "?";
 }
 
-/* dynamic energy by part of device d in phase i */
+/* dynamic energy by part of device d in phase i; FLOPs at clock f < 1 cost
+ * f^(alpha - 1) of their full-clock energy */
 static void dyn_parts(const ms_power_phases *in, const ms_energy_coeffs *c, uint64_t i, uint32_t d, double e[4]) {
+    double f = fld(in, i, F_CLOCK)[d];
     e[0] = fld(in, i, F_FLOPS)[d] * c->pj_per_flop[in->precision] * 1e-12;
+    if (f < 1) e[0] *= pow(f, c->freq_exponent - 1.0);
     e[1] = fld(in, i, F_HBM)[d] * 8.0 * c->hbm_pj_per_bit * 1e-12;
     e[2] = fld(in, i, F_NVLINK)[d] * 8.0 * c->nvlink_pj_per_bit * 1e-12;
     e[3] = fld(in, i, F_NET)[d] * 8.0 * ms_energy_net_pj_per_bit(c) * 1e-12;
@@ -256,7 +269,7 @@ void ms_power_result_free(ms_power_result *r) {
 
 static ms_status check_phase(const ms_power_phases *in, uint64_t i, ms_error *err) {
     static const char *names[MS_POWER_FIELDS] = {"compute_s", "comm_s", "flops", "hbm_bytes", "nvlink_bytes",
-                                                 "net_bytes"};
+                                                 "net_bytes", "clock"};
     double wall = in->wall_s[i];
     if (!isfinite(wall) || wall < 0)
         return ms_error_set(err, MS_E_INPUT, "power phase %llu: wall time %g is negative or not finite",
@@ -268,7 +281,11 @@ static ms_status check_phase(const ms_power_phases *in, uint64_t i, ms_error *er
                 return ms_error_set(err, MS_E_INPUT, "power phase %llu, device %u: %s = %g is negative or not finite",
                                     (unsigned long long)i, d, names[f], v[d]);
     }
-    const double *cs = fld(in, i, F_COMPUTE);
+    const double *cs = fld(in, i, F_COMPUTE), *cl = fld(in, i, F_CLOCK);
+    for (uint32_t d = 0; d < in->n_devices; d++)
+        if (!(cl[d] > 0 && cl[d] <= 1))
+            return ms_error_set(err, MS_E_INPUT, "power phase %llu, device %u: clock %g is outside (0, 1]",
+                                (unsigned long long)i, d, cl[d]);
     for (uint32_t d = 0; d < in->n_devices; d++)
         if (cs[d] > wall * (1 + 1e-6) + 1e-15)
             return ms_error_set(err, MS_E_INPUT,

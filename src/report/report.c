@@ -20,6 +20,7 @@ const char *ms_report_kind_name(ms_report_kind k) {
     case MS_REPORT_POWER: return "power";
     case MS_REPORT_SCALE: return "scale";
     case MS_REPORT_SWEEP: return "sweep";
+    case MS_REPORT_PARETO: return "pareto";
     case MS_REPORT_OTHER: return "other";
     }
     return "other";
@@ -1073,6 +1074,108 @@ static void power_section(page *pg, const view *v) {
     section_end(pg);
 }
 
+/* x, y of the points idx[0..n) of a Pareto answer into xs, ys (kW and the given metric) */
+static size_t pareto_xy(const rp_pareto *p, const size_t *idx, size_t n, int metric, double *xs, double *ys) {
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        const rp_ppoint *q = &p->pts[idx[i]];
+        double y = metric == 0 ? q->t_us : q->energy_tok * 1e3;
+        if (!isfinite(q->peak_w) || !isfinite(y)) continue;
+        xs[m] = q->peak_w / 1e3;
+        ys[m++] = y;
+    }
+    return m;
+}
+
+/* One chart of a Pareto answer against peak power: the front as a line,
+ * every other point (EPLB and the other algorithms, dominated searches) as a
+ * marker of its own. metric 0: layer time, 1: energy per token. */
+static ms_chart *pareto_chart(const rp_input *in, int metric) {
+    const rp_pareto *p = in->pareto;
+    ms_chart *c = ms_chart_new(MS_CHART_LINE, metric == 0 ? "Layer time against peak power"
+                                                           : "Energy per token against peak power");
+    size_t *idx = calloc(p->n, sizeof *idx);
+    double *xs = calloc(p->n, sizeof *xs), *ys = calloc(p->n, sizeof *ys);
+    if (!c || !idx || !xs || !ys) {
+        free(idx);
+        free(xs);
+        free(ys);
+        ms_chart_free(c);
+        return NULL;
+    }
+    char note[320];
+    snprintf(note, sizeof note, "%s: front on %s (training requests)", in->label, p->axes);
+    ms_chart_set_note(c, note);
+    ms_chart_set_x_axis(c, "peak cluster power", "kW", false);
+    if (metric == 0) ms_chart_set_y_axis(c, "mean layer time", "µs", false);
+    else ms_chart_set_y_axis(c, "energy per token", "mJ", false);
+    size_t nf = 0;
+    for (size_t i = 0; i < p->n; i++)
+        if (p->pts[i].front) idx[nf++] = i;
+    /* the front in order of peak power (insertion sort: a few points) */
+    for (size_t i = 1; i < nf; i++)
+        for (size_t j = i; j > 0 && p->pts[idx[j]].peak_w < p->pts[idx[j - 1]].peak_w; j--) {
+            size_t t = idx[j];
+            idx[j] = idx[j - 1];
+            idx[j - 1] = t;
+        }
+    size_t m = pareto_xy(p, idx, nf, metric, xs, ys);
+    if (m) ms_chart_add_line(c, "front", xs, ys, m, false, true);
+    for (size_t i = 0; i < p->n; i++) {
+        const rp_ppoint *q = &p->pts[i];
+        if (q->front && strcmp(q->source, "search") == 0) continue; /* on the front line */
+        if (pareto_xy(p, &i, 1, metric, xs, ys) != 1) continue;
+        char name[96];
+        snprintf(name, sizeof name, "%s%s", q->label, strcmp(q->source, "init") == 0 ? " (init)" : "");
+        ms_chart_add_line(c, name, xs, ys, 1, false, true);
+    }
+    free(idx);
+    free(xs);
+    free(ys);
+    return c;
+}
+
+static void pareto_section(page *pg, const view *v) {
+    size_t n = 0;
+    for (size_t i = 0; i < v->r->n; i++) n += v->r->in[i].pareto != NULL;
+    if (!n) return;
+    section(pg, "pareto", "Power against time: Pareto fronts",
+            "Placements that no other placement beats on every axis (place --pareto), with EPLB and the other "
+            "algorithms as points: mean layer time and energy per token against the peak cluster power.");
+    for (size_t i = 0; i < v->r->n; i++) {
+        const rp_input *in = &v->r->in[i];
+        if (!in->pareto) continue;
+        row(pg, true);
+        char slug[48];
+        snprintf(slug, sizeof slug, "pareto-time-%zu", i + 1);
+        add_chart(pg, pareto_chart(in, 0), slug, "Mean layer time against peak cluster power; the line joins the front.");
+        snprintf(slug, sizeof slug, "pareto-energy-%zu", i + 1);
+        add_chart(pg, pareto_chart(in, 1), slug, "Energy per token against peak cluster power, the same points.");
+        row(pg, false);
+        ms_sbuf h;
+        ms_sbuf_init(&h);
+        static const char *const cols[] = {"point", "source", "front", "layer time (µs)", "p99 layer time (µs)",
+                                           "peak power (kW)", "energy per token (mJ)", NULL};
+        ms_sbuf_puts(&h, "<div class=\"scroll\">");
+        th_row(&h, cols);
+        for (size_t k = 0; k < in->pareto->n; k++) {
+            const rp_ppoint *q = &in->pareto->pts[k];
+            ms_sbuf_puts(&h, "<tr>");
+            td_text(&h, q->label, "l");
+            td_text(&h, q->source, "l");
+            td_text(&h, q->front ? "yes" : "", "l");
+            td_num(&h, q->t_us, 5);
+            td_num(&h, q->p99_us, 5);
+            td_num(&h, q->peak_w / 1e3, 5);
+            td_num(&h, q->energy_tok * 1e3, 5);
+            ms_sbuf_puts(&h, "</tr>\n");
+        }
+        ms_sbuf_puts(&h, "</table></div>\n");
+        add_html(pg, &h);
+    }
+    section_end(pg);
+}
+
 static void tables_section(page *pg, const view *v) {
     size_t n = 0;
     for (size_t i = 0; i < v->r->n; i++) n += v->r->in[i].table != NULL;
@@ -1169,6 +1272,7 @@ static ms_status build(const ms_report *r, const ms_report_opts *o, page *pg, ms
     traffic_section(pg, &v);
     experts_section(pg, &v);
     power_section(pg, &v);
+    pareto_section(pg, &v);
     tables_section(pg, &v);
     free(v.runs);
     free(v.place);

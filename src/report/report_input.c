@@ -1003,9 +1003,59 @@ void rp_input_clear(rp_input *in) {
         free(in->scale->wall_y);
         free(in->scale);
     }
+    if (in->pareto) {
+        for (size_t i = 0; i < in->pareto->n; i++) {
+            free(in->pareto->pts[i].label);
+            free(in->pareto->pts[i].source);
+        }
+        free(in->pareto->pts);
+        free(in->pareto->axes);
+        free(in->pareto);
+    }
     table_free(in->table);
     free(in->info);
     memset(in, 0, sizeof *in);
+}
+
+/* place --pareto: {"pareto": {"axes": [...], ...}, "points": [{label, source, front, layer_us_mean,
+ * layer_us_p99, peak_w, energy_per_token_j}, ...]} */
+static ms_status read_pareto(const json_t *root, const char *path, rp_input *in, ms_error *err) {
+    const json_t *pts = json_object_get(root, "points"), *meta = json_object_get(root, "pareto");
+    size_t n = json_array_size(pts);
+    if (!n) return ms_error_set(err, MS_E_INPUT, "%s: a Pareto answer without points", path);
+    rp_pareto *p = calloc(1, sizeof *p);
+    if (!p) return nomem(err);
+    in->pareto = p;
+    p->pts = calloc(n, sizeof *p->pts);
+    if (!p->pts) return nomem(err);
+    ms_sbuf b;
+    ms_sbuf_init(&b);
+    const json_t *axes = json_object_get(meta, "axes");
+    for (size_t i = 0; i < json_array_size(axes); i++)
+        if (json_is_string(json_array_get(axes, i)))
+            ms_sbuf_printf(&b, "%s%s", b.len ? ", " : "", json_string_value(json_array_get(axes, i)));
+    p->axes = b.s ? b.s : dupstr("");
+    if (!p->axes) return nomem(err);
+    for (size_t i = 0; i < n; i++) {
+        const json_t *o = json_array_get(pts, i);
+        if (!json_is_object(o)) return ms_error_set(err, MS_E_INPUT, "%s: Pareto point %zu is not an object", path, i);
+        rp_ppoint *x = &p->pts[p->n++];
+        x->label = dupstr(jstr_in(o, "label", "point"));
+        x->source = dupstr(jstr_in(o, "source", "algorithm"));
+        if (!x->label || !x->source) return nomem(err);
+        x->front = json_is_true(json_object_get(o, "front"));
+        x->t_us = jnum_or(o, "layer_us_mean");
+        x->p99_us = jnum_or(o, "layer_us_p99");
+        x->peak_w = jnum_or(o, "peak_w");
+        x->energy_tok = jnum_or(o, "energy_per_token_j");
+    }
+    char info[256];
+    size_t nf = 0;
+    for (size_t i = 0; i < p->n; i++) nf += p->pts[i].front;
+    snprintf(info, sizeof info, "Pareto answer on %s: %zu points, %zu on the front; trace %s", p->axes, p->n, nf,
+             jstr_in(meta, "trace_digest", "?"));
+    in->info = dupstr(info);
+    return in->info ? MS_OK : nomem(err);
 }
 
 static bool is_peer_placement(const json_t *root) {
@@ -1065,6 +1115,9 @@ ms_status rp_read_file(const char *path, rp_input *in, ms_error *err) {
             scalars(&b, json_object_get(root, "sweep"), NULL, 0);
             in->info = b.s;
         }
+    } else if (json_is_object(json_object_get(root, "pareto")) && json_is_array(json_object_get(root, "points"))) {
+        in->kind = MS_REPORT_PARETO;
+        st = read_pareto(root, path, in, err);
     } else if (looks_like_power(root) && !has_run(root)) {
         in->kind = MS_REPORT_POWER;
         st = read_power(root, path, in, err);

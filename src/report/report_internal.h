@@ -78,6 +78,19 @@ typedef struct rp_scale {
     char **wall_label;
 } rp_scale;
 
+/* A Pareto answer (place --pareto): its points. */
+typedef struct rp_ppoint {
+    char *label, *source;  /* source: search, init or algorithm */
+    bool front;
+    double t_us, p99_us, peak_w, energy_tok; /* NAN when absent */
+} rp_ppoint;
+
+typedef struct rp_pareto {
+    char *axes;            /* "time, peak-power" */
+    size_t n;
+    rp_ppoint *pts;
+} rp_pareto;
+
 typedef struct rp_table {
     /* a generic table: columns and rows of text cells */
     size_t n_cols, n_rows;
@@ -96,6 +109,7 @@ typedef struct rp_input {
     size_t n_power;
     rp_power *power;    /* [n_power] */
     rp_scale *scale;
+    rp_pareto *pareto;
     rp_table *table;    /* sweep rows or other numbers */
     char *info;         /* a one-line description of the inputs that produced it */
 } rp_input;

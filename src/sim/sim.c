@@ -212,6 +212,12 @@ typedef struct ws {
     /* per-device outputs (summed over micro-batches) */
     double *o_load, *o_otok, *o_dense, *o_comp, *o_disp, *o_comb, *o_busy, *o_idle, *o_flops, *o_hbm;
     double *o_msg[4];
+    /* throttle (opts.throttle): one micro-batch's per-device dense and expert
+     * time, busy time, FLOPs, HBM bytes and clocks, 2 x D scratch for the
+     * callback, the dense and expert time at full clock summed over
+     * micro-batches, and the effective clock handed to the step */
+    double *t_dense, *t_comp, *t_busy, *t_flops, *t_hbm, *t_clock, *t_scratch, *o_fdense, *o_fcomp, *o_clock;
+    uint32_t unmet;
     uint32_t stamp;
     ms_rng rng, orng;
     /* per span results */
@@ -226,7 +232,8 @@ static void ws_free(ws *w) {
                     w->msg[0],   w->msg[1],     w->msg[2],   w->msg[3],   w->otok,      w->row_slot, w->row_list,
                     w->maxd,     w->maxc,       w->dest,     w->row_cnt,     w->extra,    w->o_load,    w->o_otok,  w->o_dense,
                     w->o_comp,   w->o_disp,     w->o_comb,   w->o_busy,   w->o_idle,    w->o_flops, w->o_hbm,
-                    w->o_msg[0], w->o_msg[1],   w->o_msg[2], w->o_msg[3]};
+                    w->o_msg[0], w->o_msg[1],   w->o_msg[2], w->o_msg[3], w->t_dense, w->t_comp, w->t_busy,
+                    w->t_flops,  w->t_hbm,      w->t_clock,  w->t_scratch, w->o_fdense, w->o_fcomp, w->o_clock};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) ms_free(ptrs[i]);
     ms_free(w);
 }
@@ -273,6 +280,18 @@ static ws *ws_new(const simctx *c, ms_error *err) {
     A_(o_idle, D);
     A_(o_flops, D);
     A_(o_hbm, D);
+    if (c->o->throttle) {
+        A_(t_dense, D);
+        A_(t_comp, D);
+        A_(t_busy, D);
+        A_(t_flops, D);
+        A_(t_hbm, D);
+        A_(t_clock, D);
+        A_(t_scratch, 2 * D);
+        A_(o_fdense, D);
+        A_(o_fcomp, D);
+        A_(o_clock, D);
+    }
 #undef A_
     if (!ok) {
         ws_free(w);
@@ -1007,9 +1026,13 @@ static inline double expert_flop_us(const simctx *c, double n, double f) {
     return f / (c->peak_per_us * ms_hw_efficiency(c->eff_hw, n));
 }
 
-/* Roofline: per-device times of one micro-batch; adds them to the outputs. */
-static phase_t roof_costs(const simctx *c, const ltab *T, ws *w) {
+/* Roofline: per-device times of one micro-batch; adds them to the outputs
+ * and returns the phase maxima. With a throttle, each device's dense and
+ * expert time is divided by its clock before the maxima, and *full gets the
+ * maxima at full clock (without one, *full is the same as the result). */
+static phase_t roof_costs(const simctx *c, const ltab *T, ws *w, phase_t *full) {
     phase_t ph = {0, 0, 0, 0};
+    const bool thr = c->o->throttle != NULL;
     for (uint32_t d = 0; d < c->D; d++) {
         double comp = 0, flops = 0, hbm = 0, ld = 0;
         for (uint32_t q = T->dev_off[d]; q < T->dev_off[d + 1]; q++) {
@@ -1042,8 +1065,6 @@ static phase_t roof_costs(const simctx *c, const ltab *T, ws *w) {
         }
         w->o_load[d] += ld;
         w->o_otok[d] += ot;
-        w->o_dense[d] += dense;
-        w->o_comp[d] += comp;
         w->o_disp[d] += disp;
         w->o_comb[d] += comb;
         w->o_flops[d] += flops;
@@ -1054,10 +1075,39 @@ static phase_t roof_costs(const simctx *c, const ltab *T, ws *w) {
         w->o_msg[1][d] += w->msg[1][d] * c->disp_bytes + w->msg[3][d] * c->comb_bytes;
         w->o_msg[2][d] += w->msg[2][d] * c->disp_bytes + w->msg[0][d] * c->comb_bytes;
         w->o_msg[3][d] += w->msg[3][d] * c->disp_bytes + w->msg[1][d] * c->comb_bytes;
-        if (dense > ph.dense) ph.dense = dense;
         if (disp > ph.disp) ph.disp = disp;
-        if (comp > ph.comp) ph.comp = comp;
         if (comb > ph.comb) ph.comb = comb;
+        if (thr) {
+            w->t_dense[d] = dense;
+            w->t_comp[d] = comp;
+            w->t_busy[d] = dense + comp;
+            w->t_flops[d] = flops;
+            w->t_hbm[d] = hbm;
+            continue;
+        }
+        w->o_dense[d] += dense;
+        w->o_comp[d] += comp;
+        if (dense > ph.dense) ph.dense = dense;
+        if (comp > ph.comp) ph.comp = comp;
+    }
+    *full = ph;
+    if (!thr) return ph;
+    const ms_sim_throttle *th = c->o->throttle;
+    w->unmet += th->clocks(th->ctx, c->D, w->t_busy, w->t_flops, w->t_hbm, w->t_clock, w->t_scratch);
+    for (uint32_t d = 0; d < c->D; d++) {
+        double f = w->t_clock[d], dense = w->t_dense[d], comp = w->t_comp[d];
+        if (dense > full->dense) full->dense = dense;
+        if (comp > full->comp) full->comp = comp;
+        w->o_fdense[d] += dense;
+        w->o_fcomp[d] += comp;
+        if (f < 1) {
+            dense /= f;
+            comp /= f;
+        }
+        w->o_dense[d] += dense;
+        w->o_comp[d] += comp;
+        if (dense > ph.dense) ph.dense = dense;
+        if (comp > ph.comp) ph.comp = comp;
     }
     return ph;
 }
@@ -1081,6 +1131,11 @@ static void out_reset(const simctx *c, ws *w) {
     memset(w->o_load, 0, n);
     memset(w->o_comp, 0, n);
     if (c->mesh) return; /* the mesh model never writes the others */
+    if (w->o_fdense) {
+        memset(w->o_fdense, 0, n);
+        memset(w->o_fcomp, 0, n);
+    }
+    w->unmet = 0;
     double *arrs[] = {w->o_otok, w->o_dense, w->o_disp, w->o_comb, w->o_flops,
                       w->o_hbm,  w->o_msg[0], w->o_msg[1], w->o_msg[2], w->o_msg[3]};
     for (size_t i = 0; i < sizeof arrs / sizeof arrs[0]; i++) memset(arrs[i], 0, n);
@@ -1170,7 +1225,7 @@ static void eval_batch(const simctx *c, const ltab *T, ws *w, uint64_t bi, uint3
             w->o_comb[d] = rec->combine_us;
         }
     } else {
-        phase_t ph[2];
+        phase_t ph[2], full[2];
         int nmb = c->o->overlap == MS_OVERLAP_TWO_MICRO_BATCH ? 2 : 1;
         uint64_t mid = nmb == 2 ? a + (n + 1) / 2 : b;
         seed_streams(c, w, bi, layer);
@@ -1178,7 +1233,7 @@ static void eval_batch(const simctx *c, const ltab *T, ws *w, uint64_t bi, uint3
             uint64_t s = m == 0 ? a : mid, e = m == 0 ? mid : b;
             ws_reset(c, T, w);
             route_span(c, T, w, layer, s, e, a, capacity_for(c, T, e - s), 0);
-            ph[m] = roof_costs(c, T, w);
+            ph[m] = roof_costs(c, T, w, &full[m]);
             rec->assignments += w->assigned;
             rec->dropped += w->dropped;
             rec->rerouted += w->rerouted;
@@ -1189,13 +1244,17 @@ static void eval_batch(const simctx *c, const ltab *T, ws *w, uint64_t bi, uint3
             rec->compute_us = ph[0].comp;
             rec->combine_us = ph[0].comb;
             rec->layer_us = ph[0].dense + ph[0].disp + ph[0].comp + ph[0].comb;
+            if (c->o->throttle)
+                rec->throttled_us = rec->layer_us - (full[0].dense + full[0].disp + full[0].comp + full[0].comb);
         } else {
             rec->dense_us = ph[0].dense + ph[1].dense;
             rec->dispatch_us = ph[0].disp + ph[1].disp;
             rec->compute_us = ph[0].comp + ph[1].comp;
             rec->combine_us = ph[0].comb + ph[1].comb;
             rec->layer_us = two_mb_schedule(ph[0], ph[1]);
+            if (c->o->throttle) rec->throttled_us = rec->layer_us - two_mb_schedule(full[0], full[1]);
         }
+        if (rec->throttled_us < 0) rec->throttled_us = 0; /* rounding */
         double intra = 0, inter = 0;
         for (uint32_t d = 0; d < c->D; d++) {
             intra += w->o_msg[0][d];
@@ -1218,10 +1277,24 @@ static void eval_batch(const simctx *c, const ltab *T, ws *w, uint64_t bi, uint3
     rec->mean_load = tot / c->D;
     rec->imbalance = rec->mean_load > 0 ? mx / rec->mean_load : 1.0;
     rec->busy_us = busy;
+    rec->clock_mean = rec->clock_min = 1;
+    if (w->o_clock) { /* the effective clock of each device: busy at full clock / busy */
+        double sum = 0, mn = 1;
+        for (uint32_t d = 0; d < c->D; d++) {
+            double fb = w->o_fdense[d] + w->o_fcomp[d]; /* summed as o_busy is: equal when never throttled */
+            double f = w->o_busy[d] > 0 && fb < w->o_busy[d] ? fb / w->o_busy[d] : 1.0;
+            w->o_clock[d] = f;
+            sum += f;
+            if (f < mn) mn = f;
+        }
+        rec->clock_mean = sum / c->D;
+        rec->clock_min = mn;
+        rec->cap_unmet = w->unmet;
+    }
     if (c->hooks && c->hooks->step) {
         ms_sim_step stp = {rec,       c->D,      w->o_load,  w->o_otok,  w->o_dense,  w->o_comp,   w->o_disp,
                            w->o_comb, w->o_busy, w->o_idle,  w->o_flops, w->o_hbm,    w->o_msg[0], w->o_msg[1],
-                           w->o_msg[2], w->o_msg[3]};
+                           w->o_msg[2], w->o_msg[3], w->o_clock};
         c->hooks->step(c->hooks->ctx, &stp);
     }
 }
@@ -1236,6 +1309,9 @@ typedef struct item {
 typedef struct item_sum {
     uint64_t assignments, dropped, rerouted, events;
     double dense, disp, comp, comb, intra, inter, busy;
+    /* throttle */
+    uint64_t n_throttled, unmet;
+    double throttled, clock_sum, clock_min;
 } item_sum;
 
 static double pct(const double *sorted, uint64_t n, double q) {
@@ -1272,7 +1348,23 @@ static ms_status dist_of(const double *v, uint64_t n, ms_dist *out, ms_error *er
 void ms_sim_result_free(ms_sim_result *r) {
     if (!r) return;
     ms_free(r->records);
+    ms_free(r->dev_clock_mean);
+    ms_free(r->dev_clock_min);
     ms_free(r);
+}
+
+void ms_roofline_init(const ms_hw_preset *hw, const ms_model_preset *m, bool placed_shared, ms_roofline *r) {
+    double h = m->hidden, i = m->moe_intermediate, bw = m->expert_weight_bytes;
+    double peak = bw <= 1.0 ? hw->peak_tflops_fp8 : hw->peak_tflops_bf16;
+    r->peak_per_us = peak * 1e12 / 1e6;
+    r->flops_per_us = peak * 1e12 * hw->mfu / 1e6;
+    r->hbm_per_us = hw->hbm_tb_s * 1e12 * hw->hbm_util / 1e6;
+    r->expert_flops_tok = 2.0 * 3.0 * h * i;
+    r->expert_wbytes = 3.0 * h * i * bw;
+    r->act_bytes_tok = 4.0 * h; /* BF16 token in and out */
+    double shared_params = placed_shared ? 0.0 : 3.0 * h * m->shared_intermediate * m->shared_experts;
+    r->dense_flops_tok = 2.0 * (m->dense_params_per_layer + shared_params);
+    r->dense_bytes = (m->dense_params_per_layer + shared_params) * bw;
 }
 
 static ms_status setup(simctx *c, ms_error *err) {
@@ -1307,6 +1399,10 @@ static ms_status setup(simctx *c, ms_error *err) {
                                              "only available with the roofline model");
     if (c->mesh && o->overlap != MS_OVERLAP_NONE)
         return ms_error_set(err, MS_E_INPUT, "overlap modes apply to the roofline model only");
+    if (c->mesh && o->throttle)
+        return ms_error_set(err, MS_E_INPUT, "power caps need the roofline cost model (the mesh model has no FLOPs or "
+                                             "bytes per device)");
+    if (o->throttle && !o->throttle->clocks) return ms_error_set(err, MS_E_INPUT, "throttle without a function");
     if (o->origin == MS_ORIGIN_TRACE) {
         if (!o->origin_rows)
             return ms_error_set(err, MS_E_INPUT, "origin rows 'trace' needs a trace that carries origin_rows (JSONL)");
@@ -1385,17 +1481,15 @@ static ms_status setup(simctx *c, ms_error *err) {
         const ms_hw_preset *hw = o->hw;
         const ms_model_preset *m = o->model;
         if (!hw || !m) return ms_error_set(err, MS_E_INPUT, "the roofline model needs a hardware and a model preset");
-        double h = m->hidden, i = m->moe_intermediate, bw = m->expert_weight_bytes;
-        bool fp8 = bw <= 1.0;
-        double peak = fp8 ? hw->peak_tflops_fp8 : hw->peak_tflops_bf16;
-        c->flops_per_us = peak * 1e12 * hw->mfu / 1e6;
-        c->hbm_per_us = hw->hbm_tb_s * 1e12 * hw->hbm_util / 1e6;
-        c->expert_flops_tok = 2.0 * 3.0 * h * i;
-        c->expert_wbytes = 3.0 * h * i * bw;
-        c->act_bytes_tok = 4.0 * h; /* BF16 token in and out */
-        double shared_params = p->has_shared ? 0.0 : 3.0 * h * m->shared_intermediate * m->shared_experts;
-        c->dense_flops_tok = 2.0 * (m->dense_params_per_layer + shared_params);
-        c->dense_bytes = (m->dense_params_per_layer + shared_params) * bw;
+        ms_roofline rf;
+        ms_roofline_init(hw, m, p->has_shared, &rf);
+        c->flops_per_us = rf.flops_per_us;
+        c->hbm_per_us = rf.hbm_per_us;
+        c->expert_flops_tok = rf.expert_flops_tok;
+        c->expert_wbytes = rf.expert_wbytes;
+        c->act_bytes_tok = rf.act_bytes_tok;
+        c->dense_flops_tok = rf.dense_flops_tok;
+        c->dense_bytes = rf.dense_bytes;
         c->bw_us[0] = hw->nvlink_gb_s * 1e9 * hw->nvlink_efficiency / 1e6;
         c->bw_us[1] = hw->nic_gb_s * 1e9 * hw->net_efficiency / 1e6;
         c->alpha_us[0] = hw->nvlink_latency_us;
@@ -1414,7 +1508,7 @@ static ms_status setup(simctx *c, ms_error *err) {
                     return ms_error_set(err, MS_E_INPUT,
                                         "hardware preset '%s': efficiency curve point %u is out of range", hw->name, q);
             c->eff_hw = hw;
-            c->peak_per_us = peak * 1e12 / 1e6;
+            c->peak_per_us = rf.peak_per_us;
             double last = hw->eff_tokens[hw->eff_n - 1];
             c->n_us_tok = last < 65535 ? (uint32_t)ceil(last) + 1 : 65536;
             c->us_tok = ms_alloc_array(c->n_us_tok, sizeof(double), err);
@@ -1441,7 +1535,7 @@ ms_status ms_sim_run(const ms_trace *t, const ms_batch_plan *plan, const ms_plac
     ms_sim_result *res = NULL;
     item *items = NULL;
     item_sum *sums = NULL;
-    double *lat = NULL, *imb = NULL, *bat = NULL;
+    double *lat = NULL, *imb = NULL, *bat = NULL, *dclk = NULL; /* dclk: [item][2][D] clock sums and minima */
     ws **wss = NULL;
     int nthreads = 1;
 
@@ -1478,6 +1572,16 @@ ms_status ms_sim_run(const ms_trace *t, const ms_batch_plan *plan, const ms_plac
     if (!items || !sums || !lat || !imb || !bat || !res) {
         st = MS_E_NOMEM;
         goto done;
+    }
+    res->n_devices = c.D;
+    if (o->throttle) {
+        dclk = ms_alloc_array(nitems ? nitems : 1, 2 * (size_t)c.D * sizeof(double), err);
+        res->dev_clock_mean = ms_alloc_array(c.D, sizeof(double), err);
+        res->dev_clock_min = ms_alloc_array(c.D, sizeof(double), err);
+        if (!dclk || !res->dev_clock_mean || !res->dev_clock_min) {
+            st = MS_E_NOMEM;
+            goto done;
+        }
     }
     if (o->keep_records) {
         res->records = ms_alloc_array(nrec ? nrec : 1, sizeof *res->records, err);
@@ -1533,6 +1637,13 @@ ms_status ms_sim_run(const ms_trace *t, const ms_batch_plan *plan, const ms_plac
         uint32_t layer = l0 + I->li;
         const ltab *T = &c.tabs[c.n_tabs == 1 ? 0 : layer];
         item_sum *S = &sums[it];
+        double *csum = dclk ? dclk + it * 2 * c.D : NULL, *cmin = csum ? csum + c.D : NULL;
+        if (csum)
+            for (uint32_t d = 0; d < c.D; d++) {
+                csum[d] = 0;
+                cmin[d] = 1;
+            }
+        S->clock_min = 1;
         for (uint64_t b = I->b0; b < I->b1; b++) {
             ms_sim_record rec;
             eval_batch(&c, T, w, b, layer, &rec);
@@ -1551,6 +1662,17 @@ ms_status ms_sim_run(const ms_trace *t, const ms_batch_plan *plan, const ms_plac
             S->intra += rec.intra_bytes;
             S->inter += rec.inter_bytes;
             S->busy += rec.busy_us;
+            if (!csum) continue;
+            S->throttled += rec.throttled_us;
+            S->n_throttled += rec.clock_min < 1;
+            S->unmet += rec.cap_unmet;
+            S->clock_sum += rec.clock_mean;
+            if (rec.clock_min < S->clock_min) S->clock_min = rec.clock_min;
+            for (uint32_t d = 0; d < c.D; d++) {
+                double f = w->o_clock[d];
+                csum[d] += f;
+                if (f < cmin[d]) cmin[d] = f;
+            }
         }
     }
 
@@ -1560,6 +1682,35 @@ ms_status ms_sim_run(const ms_trace *t, const ms_batch_plan *plan, const ms_plac
     s->records = nrec;
     s->tokens = plan->off[be] - plan->off[bb];
     double busy = 0;
+    s->clock_mean = s->clock_min = 1;
+    if (dclk) {
+        s->throttled = true;
+        double thr = 0, csum = 0;
+        uint64_t nthr = 0;
+        for (uint32_t d = 0; d < c.D; d++) {
+            res->dev_clock_mean[d] = 0;
+            res->dev_clock_min[d] = 1;
+        }
+        for (uint64_t it = 0; it < nitems; it++) {
+            const item_sum *S = &sums[it];
+            const double *cs = dclk + it * 2 * c.D, *cm = cs + c.D;
+            thr += S->throttled;
+            csum += S->clock_sum;
+            nthr += S->n_throttled;
+            s->cap_unmet += S->unmet;
+            if (S->clock_min < s->clock_min) s->clock_min = S->clock_min;
+            for (uint32_t d = 0; d < c.D; d++) {
+                res->dev_clock_mean[d] += cs[d];
+                if (cm[d] < res->dev_clock_min[d]) res->dev_clock_min[d] = cm[d];
+            }
+        }
+        if (nrec) {
+            s->throttled_us = thr / (double)nrec;
+            s->throttled_share = (double)nthr / (double)nrec;
+            s->clock_mean = csum / (double)nrec;
+            for (uint32_t d = 0; d < c.D; d++) res->dev_clock_mean[d] /= (double)nrec;
+        }
+    }
     for (uint64_t it = 0; it < nitems; it++) {
         const item_sum *S = &sums[it];
         s->assignments += S->assignments;
@@ -1602,6 +1753,7 @@ done:
     ms_free(lat);
     ms_free(imb);
     ms_free(bat);
+    ms_free(dclk);
     ms_free(c.dev_row);
     ms_free(c.dev_col);
     ms_free(c.ring);

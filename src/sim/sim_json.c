@@ -50,6 +50,13 @@ json_t *ms_sim_summary_json(const ms_sim_summary *s, ms_cost_model model) {
     json_object_set_new(o, "gpu_utilisation", num(s->gpu_utilisation));
     json_object_set_new(o, "intra_row_bytes", num(s->intra_bytes));
     json_object_set_new(o, "inter_row_bytes", num(s->inter_bytes));
+    if (s->throttled) {
+        json_object_set_new(o, "throttled_us", num(s->throttled_us));
+        json_object_set_new(o, "throttled_share", num(s->throttled_share));
+        json_object_set_new(o, "clock_mean", num(s->clock_mean));
+        json_object_set_new(o, "clock_min", num(s->clock_min));
+        json_object_set_new(o, "cap_unmet", json_integer((json_int_t)s->cap_unmet));
+    }
     return o;
 }
 
@@ -83,6 +90,13 @@ json_t *ms_sim_record_json(const ms_sim_record *r, const ms_sim_step *st) {
         json_object_set_new(o, "device_tokens", darr(st->origin_tokens, st->n_devices));
         json_object_set_new(o, "device_busy_us", darr(st->busy_us, st->n_devices));
         json_object_set_new(o, "device_idle_us", darr(st->idle_us, st->n_devices));
+        if (st->clock) {
+            json_object_set_new(o, "throttled_us", num(r->throttled_us));
+            json_object_set_new(o, "clock_mean", num(r->clock_mean));
+            json_object_set_new(o, "clock_min", num(r->clock_min));
+            json_object_set_new(o, "cap_unmet", json_integer((json_int_t)r->cap_unmet));
+            json_object_set_new(o, "device_clock", darr(st->clock, st->n_devices));
+        }
     }
     return o;
 }

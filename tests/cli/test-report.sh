@@ -48,7 +48,10 @@ if "$bin" scale --help >/dev/null 2>&1; then
   "$bin" scale --format json -o scale.json && inputs+=(scale.json)
 fi
 "$bin" sweep --fake 6 -o sweep.json --quiet
-inputs+=(sweep.json tr)
+# a Pareto answer (place --pareto): the front chart with the algorithms as points
+"$bin" place tr --algo search --pareto time,peak-power --rows 2 --cols 8 --slots 6 "${sim[@]}" --route least-loaded \
+  --iterations 400 --pareto-searches 3 --pareto-algos eplb,replicate,pair -o front.json > /dev/null
+inputs+=(front.json sweep.json tr)
 
 "$bin" report "${inputs[@]}" -o report.html --svg-dir svg --title "moesim test report" --format json > summary.json
 "$bin" report "${inputs[@]}" -o report2.html --title "moesim test report" --quiet > /dev/null
@@ -79,6 +82,10 @@ for f in files:
 need = ["summary", "grid", "distributions", "layers", "traffic", "experts"]
 if "power" in kinds or "scale" in kinds:
     need.append("power")
+assert "pareto" in kinds, kinds
+need.append("pareto")
+assert "Layer time against peak power" in text and "Energy per token against peak power" in text
+assert "eplb (init)" in text, "EPLB is not a point of the front chart"
 for sec in need:
     assert f'<section id="{sec}">' in text, f"section {sec} missing"
 for words in ["mean imbalance", "p99 imbalance", "p99 layer time", "tokens/s", "energy per token", "trace digest"]:

@@ -78,7 +78,83 @@ b = json.load(open(t + "/m.sim.json"))["summary"]["layer_us"]["p99"]
 assert b <= a + 1e-9 and abs(m["metadata"]["objective"] - b) < 1e-6 * (1 + b), (a, b, m["metadata"]["objective"])
 PY
 
+# power objectives: checked with moesim power and moesim simulate under the same cap
+"$bin" place "$tmp/tr@train" --algo search --init eplb "${grid[@]}" "${sim[@]}" --objective peak-power \
+  --iterations 2000 -o "$tmp/pk.json" --quiet > /dev/null
+"$bin" place "$tmp/tr@train" --algo search --init eplb "${grid[@]}" "${sim[@]}" --objective time-under-cap \
+  --gpu-power-cap 150 --iterations 2000 -o "$tmp/tc.json" --quiet > /dev/null
+"$bin" place "$tmp/tr@train" --algo search --init eplb "${grid[@]}" "${sim[@]}" --objective mix --mix 1,1,1 \
+  --iterations 2000 -o "$tmp/mx.json" --quiet > /dev/null
+"$bin" power "$tmp/tr@train" --placement "$tmp/eplb.json" --placement "$tmp/pk.json" "${sim[@]}" --format json \
+  --quiet > "$tmp/pk.power.json"
+for f in eplb tc; do
+  "$bin" simulate "$tmp/tr@train" --placement "$tmp/$f.json" "${sim[@]}" --gpu-power-cap 150 --format json \
+    --quiet > "$tmp/$f.cap.json"
+done
+"$py" - "$tmp" <<'PY'
+import json, sys
+t = sys.argv[1]
+runs = json.load(open(t + "/pk.power.json"))["runs"]
+pk = json.load(open(t + "/pk.json"))["metadata"]
+assert abs(pk["objective"] - runs[1]["peak_w"]) <= 1e-9 * runs[1]["peak_w"], (pk["objective"], runs[1]["peak_w"])
+assert runs[1]["peak_w"] <= runs[0]["peak_w"] * (1 + 1e-12), runs
+tc = json.load(open(t + "/tc.json"))["metadata"]
+a = json.load(open(t + "/eplb.cap.json"))["summary"]
+b = json.load(open(t + "/tc.cap.json"))["summary"]
+assert a["throttled_us"] > 0, "a 150 W cap should bind"
+assert abs(tc["objective"] - b["layer_us"]["mean"]) <= 1e-9 * b["layer_us"]["mean"], (tc["objective"], b)
+assert b["layer_us"]["mean"] <= a["layer_us"]["mean"] + 1e-9
+p = tc["params"] if isinstance(tc["params"], dict) else json.loads(tc["params"])
+assert p["gpu_cap_w"] == 150 and p["energy"] == "h100-sxm", p
+mx = json.load(open(t + "/mx.json"))["metadata"]
+assert mx["objective"] <= 3 + 1e-9, mx   # each part over eplb's: eplb scores 3
+PY
+
+# a Pareto answer: no dominated point on the front (checked independently), the init covered,
+# one placement file per point whose simulation and power give the point's numbers
+"$bin" place "$tmp/tr@train" --algo search "${grid[@]}" "${sim[@]}" --pareto time,peak-power --iterations 1000 \
+  --pareto-searches 3 --format csv -o "$tmp/front.json" --quiet > "$tmp/front.csv"
+head -1 "$tmp/front.csv" | grep -q "^label,source,front," || fail "pareto CSV header"
+"$py" - "$tmp" <<'PY' > "$tmp/pick"
+import json, os, sys
+t = sys.argv[1]
+f = json.load(open(t + "/front.json"))
+assert f["pareto"]["axes"] == ["time", "peak-power"], f["pareto"]
+pts = f["points"]
+key = lambda p: (p["layer_us_mean"], p["peak_w"])
+def dom(b, a):  # b dominates a
+    return all(x <= y for x, y in zip(key(b), key(a))) and any(x < y for x, y in zip(key(b), key(a)))
+for a in pts:
+    d = any(dom(b, a) for b in pts if b is not a)
+    assert d == (not a["front"]), (a["label"], d, a["front"])
+    assert os.path.exists(os.path.join(t, a["placement"])), a["placement"]
+init = [p for p in pts if p["source"] == "init"]
+assert len(init) == 1 and init[0]["algorithm"] == "eplb", init
+assert any(p["front"] and all(x <= y for x, y in zip(key(p), key(init[0]))) for p in pts)
+assert sum(p["source"] == "search" for p in pts) == 3 and sum(p["front"] for p in pts) >= 1
+s = [p for p in pts if p["source"] == "search"][1]
+print(s["placement"], repr(s["peak_w"]), repr(s["energy_per_token_j"]), repr(s["layer_us_mean"]))
+PY
+read -r pfile pk ept lt < "$tmp/pick"
+"$bin" power "$tmp/tr@train" --placement "$tmp/$pfile" "${sim[@]}" --format json --quiet > "$tmp/pick.json"
+"$py" - "$tmp/pick.json" "$pk" "$ept" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["runs"][0]
+assert abs(r["peak_w"] - float(sys.argv[2])) <= 1e-9 * r["peak_w"], (r["peak_w"], sys.argv[2])
+assert abs(r["energy_per_token_j"] - float(sys.argv[3])) <= 1e-9 * r["energy_per_token_j"]
+PY
+expect_exit 2 "$bin" place "$tmp/tr" --algo search "${grid[@]}" "${sim[@]}" --pareto time,peak-power
+expect_exit 2 "$bin" place "$tmp/tr" --algo search "${grid[@]}" "${sim[@]}" --pareto time,watts -o "$tmp/x.json"
+expect_exit 2 "$bin" place "$tmp/tr" --algo search "${grid[@]}" "${sim[@]}" --pareto time,energy \
+  --pareto-searches 1 -o "$tmp/x.json"
+expect_exit 2 "$bin" place "$tmp/tr" --algo eplb "${grid[@]}" --pareto time,energy -o "$tmp/x.json"
+[[ ! -e $tmp/x.json ]] || fail "a refused --pareto wrote its output"
+
 # bad options
+expect_exit 2 "$bin" place "$tmp/tr" --algo search "${grid[@]}" --objective energy --cost-model mesh
+grep -q "roofline" "$tmp/err" || fail "power objectives with the mesh model: no reason given"
+expect_exit 2 "$bin" place "$tmp/tr" --algo search "${grid[@]}" --objective mix --mix 0,0,0
+expect_exit 2 "$bin" place "$tmp/tr" --algo search "${grid[@]}" "${sim[@]}" --gpu-power-cap 20
 expect_exit 2 "$bin" place "$tmp/tr" --algo search "${grid[@]}" --objective fast
 expect_exit 2 "$bin" place "$tmp/tr" --algo eplb "${grid[@]}" --route least-loaded
 grep -q "search" "$tmp/err" || fail "message for search options without --algo search"
