@@ -43,6 +43,17 @@ int cli_parse_u32(const char *cmd, const char *opt, const char *s, uint32_t *out
     return 0;
 }
 
+int cli_parse_cluster(const char *cmd, const char *s, ms_cluster *out) {
+    unsigned r = 0, c = 0, n = 0;
+    char tail;
+    if (sscanf(s, "%ux%ux%u%c", &r, &c, &n, &tail) != 3 || r == 0 || c == 0 || n == 0)
+        return cli_usage(cmd, "--cluster expects RxCxS (rows x cols x slots per device), got '%s'", s);
+    out->rows = r;
+    out->cols = c;
+    out->slots_per_device = n;
+    return 0;
+}
+
 int cli_parse_double(const char *cmd, const char *opt, const char *s, double *out) {
     char *end;
     errno = 0;

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "moesim/common.h"
+#include "moesim/place.h"
 
 typedef enum cli_format { CLI_TABLE = 0, CLI_JSON, CLI_CSV } cli_format;
 
@@ -22,6 +23,9 @@ int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(print
 /* Option value parsers: return 0 on success, else print a usage error and
  * return 2. Values must be complete numbers within range. */
 int cli_parse_u32(const char *cmd, const char *opt, const char *s, uint32_t *out);
+/* --cluster RxCxS (rows x cols x slots per device, each >= 1) into *out.
+ * Returns 0, or 2 after a usage message naming the option. */
+int cli_parse_cluster(const char *cmd, const char *s, ms_cluster *out);
 int cli_parse_u64(const char *cmd, const char *opt, const char *s, uint64_t *out);
 int cli_parse_double(const char *cmd, const char *opt, const char *s, double *out);
 int cli_parse_format(const char *cmd, const char *s, cli_format *out);

@@ -13,7 +13,7 @@
 #include "moesim/trace.h"
 
 static const char *usage_text =
-    "usage: moesim place TRACE... | --loads FILE.csv  --algo A --rows R --cols C --slots S [options]\n"
+    "usage: moesim place TRACE... | --loads FILE.csv  --algo A --cluster RxCxS [options]\n"
     "\n"
     "Decides, per MoE layer, which logical experts (and how many replicas of each) sit in\n"
     "which slot of which device of a rows x cols grid (a row is a node), slots per device\n"
@@ -56,7 +56,8 @@ static const char *usage_text =
     "                 --objective (needs a TRACE; see 'search options')\n"
     "\n"
     "cluster and budget:\n"
-    "  --rows R --cols C --slots S   grid and expert slots per device (required)\n"
+    "  --cluster RxCxS     grid and expert slots per device (required; or --rows R --cols C\n"
+    "                      --slots S)\n"
     "  --groups G         expert groups for eplb's hierarchical policy (default 0: global)\n"
     "  --redundant N      routed replicas beyond one per expert (replicating algorithms;\n"
     "                     default: fill every free slot)\n"
@@ -149,7 +150,7 @@ static const char *usage_text =
     "      --batch prefill --rows 2 --cols 8 --slots 6 -o front.json\n";
 
 enum {
-    O_LOADS = 256, O_ALGO, O_ROWS, O_COLS, O_SLOTS, O_GROUPS, O_SHARED, O_SHARED_REPL, O_SHARED_LOAD, O_TOPK,
+    O_LOADS = 256, O_ALGO, O_CLUSTER, O_ROWS, O_COLS, O_SLOTS, O_GROUPS, O_SHARED, O_SHARED_REPL, O_SHARED_LOAD, O_TOPK,
     O_REDUNDANT, O_SEED, O_TIME, O_FORMAT, O_SGLANG, O_PEER, O_LAYER, O_AXIS, O_HOTN, O_TAIL, O_COACTW,
     O_THREADS, O_PHASE, O_WINDOW, O_EXPERTS, O_QUIET, O_PROGRESS, O_NO_LP, O_SEARCH, O_PARETO, O_PARETO_N,
     O_PARETO_ALGOS
@@ -340,7 +341,7 @@ static int write_summary(const ms_placement *p, const ms_loads *eff, cli_format 
 int cmd_place(int argc, char **argv) {
     static const struct option longopts[] = {
         {"loads", required_argument, 0, O_LOADS},        {"algo", required_argument, 0, O_ALGO},
-        {"rows", required_argument, 0, O_ROWS},          {"cols", required_argument, 0, O_COLS},
+        {"cluster", required_argument, 0, O_CLUSTER},    {"rows", required_argument, 0, O_ROWS},          {"cols", required_argument, 0, O_COLS},
         {"slots", required_argument, 0, O_SLOTS},        {"groups", required_argument, 0, O_GROUPS},
         {"shared-expert", no_argument, 0, O_SHARED},     {"shared-replicas", required_argument, 0, O_SHARED_REPL},
         {"shared-load", required_argument, 0, O_SHARED_LOAD}, {"top-k", required_argument, 0, O_TOPK},
@@ -398,6 +399,10 @@ int cmd_place(int argc, char **argv) {
         switch (ch) {
         case O_LOADS: loads_path = optarg; break;
         case O_ALGO: o.algo = optarg; break;
+        case O_CLUSTER:
+            if (cli_parse_cluster(cmd, optarg, &o.cluster)) return 2;
+            have_rows = have_cols = have_slots = true;
+            break;
         case O_ROWS: if (cli_parse_u32(cmd, "--rows", optarg, &o.cluster.rows)) return 2; have_rows = true; break;
         case O_COLS: if (cli_parse_u32(cmd, "--cols", optarg, &o.cluster.cols)) return 2; have_cols = true; break;
         case O_SLOTS:
@@ -493,7 +498,7 @@ int cmd_place(int argc, char **argv) {
     int n_traces = argc - optind;
     if (loads_path && n_traces > 0) return cli_usage(cmd, "give either a TRACE or --loads, not both");
     if (!loads_path && n_traces == 0) return cli_usage(cmd, "no input: give a TRACE or --loads FILE.csv");
-    if (!have_rows || !have_cols || !have_slots) return cli_usage(cmd, "--rows, --cols and --slots are required");
+    if (!have_rows || !have_cols || !have_slots) return cli_usage(cmd, "--cluster RxCxS (or --rows, --cols and --slots) is required");
     if (have_sr && !o.shared_expert) return cli_usage(cmd, "--shared-replicas needs --shared-expert");
     bool known = false;
     for (const char *const *a = ms_place_algorithms(); *a; a++) known |= strcmp(*a, o.algo) == 0;

@@ -402,9 +402,10 @@ int cmd_replay(int argc, char **argv) {
     }
     ms_error err = {0};
     if (!in.have_model) {
+        rc = cli_usage(CMD, "no model preset matches %u experts, top-%u: give --model (expert weight bytes)",
+                       in.trace->n_experts, in.trace->top_k);
         sim_inputs_free(&in);
-        return cli_usage(CMD, "no model preset matches %u experts, top-%u: give --model (expert weight bytes)",
-                         in.trace->n_experts, in.trace->top_k);
+        return rc;
     }
     if (!in.have_hw) {
         if (ms_hw_preset_load("h100-sxm", &in.hw, &err) != MS_OK) {

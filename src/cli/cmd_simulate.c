@@ -222,13 +222,7 @@ int sim_cli_parse_ext(const char *cmd, const char *usage, int argc, char **argv,
             o->placements[o->n_placements++] = optarg;
             break;
         case O_CLUSTER: {
-            unsigned r = 0, c = 0, s = 0;
-            char tail;
-            if (sscanf(optarg, "%ux%ux%u%c", &r, &c, &s, &tail) != 3 || r == 0 || c == 0 || s == 0)
-                return cli_usage(cmd, "--cluster expects RxCxS (rows x cols x slots per device), got '%s'", optarg);
-            o->cluster.rows = r;
-            o->cluster.cols = c;
-            o->cluster.slots_per_device = s;
+            if (cli_parse_cluster(cmd, optarg, &o->cluster)) return 2;
             break;
         }
         case O_EXPERTS:
