@@ -1,7 +1,9 @@
 /* test-sweep.c - the sweep engine with a fake evaluator: same bytes for any
  * thread count, every point evaluated exactly once, journal resume after a
  * stop, a SIGKILL, a torn or corrupted line and duplicates; refusals; the
- * output formats; the spec parser. */
+ * output formats; the spec parser; replay points on a small generated trace
+ * (their count, static equal to ms_replay_run, no copies equal to static,
+ * the oracle a bound, same bytes for any thread count, bad replay blocks). */
 #include "testutil.h"
 
 #include <inttypes.h>
@@ -14,6 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "moesim/gen.h"
+#include "moesim/online.h"
 #include "moesim/sweep.h"
 
 #define NPTS 50
@@ -390,6 +394,260 @@ static void test_spec(void **state) {
     }
 }
 
+/* ------------------------------------------------------- replay points */
+
+/* A small DeepSeek-V2-Lite-shaped trace (3 layers, 64 experts, top-6, 24
+ * prefill requests whose popularity shifts at request 12) written to dir. */
+static void write_shifted_trace(char *dir, size_t len) {
+    ms_error err = {0};
+    ms_gen_opts o;
+    ms_gen_opts_default(&o);
+    const ms_gen_preset *p = ms_gen_preset_find("deepseek-v2-lite", &err);
+    assert_non_null(p);
+    ms_gen_opts_apply_preset(&o, p);
+    o.n_layers = 3;
+    o.n_requests = 24;
+    o.prompt_mean = 40;
+    o.output_mean = 0;
+    o.shift_request = 12;
+    o.shift_seed = 3;
+    o.seed = 5;
+    o.threads = 1;
+    ms_trace *t = NULL;
+    assert_int_equal(ms_gen_trace(&o, &t, &err), MS_OK);
+    tu_tmp_path("sweep-replay", "", dir, len);
+    assert_int_equal(ms_trace_write_npz_dir(t, dir, false, NULL, NULL, &err), MS_OK);
+    ms_trace_free(t);
+}
+
+/* The cell of column `name` in row i of a finished sweep (malloc'd). */
+static char *cell_of(const ms_sweep_result *r, const ms_sweep_evaluator *ev, uint64_t i, const char *name) {
+    char **cells = ms_sweep_row_cells(r->rows[i], ev->n_columns);
+    assert_non_null(cells);
+    char *out = NULL;
+    for (size_t c = 0; c < ev->n_columns && !out; c++)
+        if (strcmp(ev->columns[c], name) == 0) out = strdup(cells[c]);
+    ms_free(cells);
+    if (!out) fail_msg("no column '%s'", name);
+    return out;
+}
+
+static double num_of(const ms_sweep_result *r, const ms_sweep_evaluator *ev, uint64_t i, const char *name) {
+    char *c = cell_of(r, ev, i, name);
+    char *end;
+    double v = strtod(c, &end);
+    if (!*c || *end) fail_msg("row %" PRIu64 " %s = '%s' is not a number", i, name, c);
+    free(c);
+    return v;
+}
+
+static bool cell_is(const ms_sweep_result *r, const ms_sweep_evaluator *ev, uint64_t i, const char *name,
+                    const char *want) {
+    char *c = cell_of(r, ev, i, name);
+    bool same = strcmp(c, want) == 0;
+    free(c);
+    return same;
+}
+
+/* The sweep of spec on `threads` threads, its CSV into *csv. */
+static ms_sweep_result *sweep_spec(ms_sweep_spec *s, int threads, ms_sweep_evaluator *ev, char **csv) {
+    ms_sweep_spec_evaluator(s, 1, ev);
+    ms_sweep_opts o;
+    ms_sweep_opts_default(&o);
+    o.threads = threads;
+    o.spec_digest = ms_sweep_spec_digest(s);
+    ms_sweep_result *r = NULL;
+    ms_error err = {0};
+    ms_status st = ms_sweep_run(ms_sweep_spec_points(s), ev, &o, &r, &err);
+    if (st != MS_OK) fail_msg("sweep: %s", err.msg);
+    size_t len = 0;
+    FILE *fp = open_memstream(csv, &len);
+    assert_int_equal(ms_sweep_write_csv(r, ev, fp, &err), MS_OK);
+    fclose(fp);
+    return r;
+}
+
+static void test_replay_points(void **state) {
+    (void)state;
+    char dir[512], text[2048];
+    write_shifted_trace(dir, sizeof dir);
+    /* runs: static; per interval (2) x window (2) x migration (2): incremental
+     * with 0 and 16 copies, the oracle: 1 + 8 x 3 = 25 */
+    snprintf(text, sizeof text,
+             "{\"traces\": [{\"path\": \"%s\", \"label\": \"syn\"}], \"clusters\": [\"2x4\"], \"slots\": [10], "
+             "\"batches\": [\"per-request\"], \"routes\": [\"least-loaded\"], \"options\": {\"model\": "
+             "\"deepseek-v2-lite\"}, \"replay\": {\"policies\": [\"static\", \"incremental\", \"oracle\"], "
+             "\"every\": [3, \"6steps\"], \"window\": [0, 4], \"max_moves\": [0, 16], \"migration\": [\"stall\", "
+             "\"overlap\"], \"after_request\": 12}}",
+             dir);
+    ms_sweep_spec *s = NULL;
+    ms_error err = {0};
+    assert_int_equal(parse(text, &s, &err), MS_OK);
+    assert_int_equal(ms_sweep_spec_points(s), 25);
+    char buf[512];
+    ms_sweep_spec_describe(s, 0, buf, sizeof buf);
+    assert_string_equal(buf, "trace=syn init=eplb route=least-loaded cluster=2x4 slots=10 batch=per-request "
+                             "policy=static");
+    ms_sweep_spec_describe(s, 24, buf, sizeof buf);
+    assert_string_equal(buf, "trace=syn init=eplb route=least-loaded cluster=2x4 slots=10 batch=per-request "
+                             "policy=oracle every=6 steps window=4 steps migration=overlap");
+    ms_sweep_evaluator ev;
+    char *one = NULL, *two = NULL;
+    ms_sweep_result *r = sweep_spec(s, 1, &ev, &one);
+    ms_sweep_result_free(sweep_spec(s, 2, &ev, &two));
+    assert_string_equal(one, two); /* same bytes on two threads */
+    assert_non_null(strstr(one, ",policy,every,every_unit,window,window_unit,max_moves,migration,"));
+    assert_null(strstr(one, "decide")); /* no wall time in the output */
+
+    /* point 0 (static) is ms_replay_run of static on the same inputs */
+    const char *paths[1] = {dir};
+    ms_trace_load_opts lo = {0};
+    ms_trace *t = NULL;
+    assert_int_equal(ms_trace_load(paths, 1, &lo, &t, &err), MS_OK);
+    ms_batch_opts bo;
+    ms_batch_opts_default(&bo);
+    bo.order = MS_ORDER_TRACE;
+    ms_batch_plan *plan = NULL;
+    assert_int_equal(ms_batch_plan_build(t, &bo, 8, &plan, &err), MS_OK);
+    ms_place_opts po;
+    tu_place_opts(&po, "eplb", 2, 4, 10);
+    po.lp_bound = false;
+    ms_placement *init = NULL;
+    assert_int_equal(ms_replay_initial_placement(t, plan, (ms_span){3, MS_SPAN_STEPS}, &po, &init, &err), MS_OK);
+    ms_sim_opts so;
+    ms_sim_opts_default(&so);
+    so.route = MS_ROUTE_LEAST_LOADED;
+    so.keep_records = false;
+    ms_model_preset m;
+    ms_hw_preset hw;
+    assert_int_equal(ms_model_preset_load("deepseek-v2-lite", &m, &err), MS_OK);
+    assert_int_equal(ms_hw_preset_load("h100-sxm", &hw, &err), MS_OK);
+    so.model = &m;
+    ms_replay_opts ro;
+    ms_replay_opts_default(&ro);
+    ms_replay_opts_set_weights(&ro, &m);
+    ro.hw = &hw;
+    ro.after_step = ms_plan_first_step(t, plan, 12);
+    ms_replay_result *st = NULL;
+    assert_int_equal(ms_replay_run(t, plan, init, &so, &ro, &st, &err), MS_OK);
+    char want[64];
+    snprintf(want, sizeof want, "%.10g", st->summary.total_us);
+    assert_true(cell_is(r, &ev, 0, "total_us", want));
+    snprintf(want, sizeof want, "%.10g", st->summary.imbalance_after);
+    assert_true(cell_is(r, &ev, 0, "imbalance_after", want));
+    assert_true(cell_is(r, &ev, 0, "kind", "replay"));
+    assert_true(cell_is(r, &ev, 0, "every", "") && cell_is(r, &ev, 0, "max_moves", "")); /* do not apply */
+    assert_true(cell_is(r, &ev, 0, "replacements", "0"));
+    assert_true(cell_is(r, &ev, 0, "error", ""));
+
+    /* runs 1.. of each (interval, window, migration): incremental 0, incremental 16, oracle */
+    for (uint64_t g = 0; g < 8; g++) {
+        const uint64_t k0 = 1 + 3 * g, k16 = k0 + 1, orc = k0 + 2;
+        assert_true(cell_is(r, &ev, k0, "policy", "incremental") && cell_is(r, &ev, k0, "max_moves", "0"));
+        assert_true(cell_is(r, &ev, orc, "policy", "oracle") && cell_is(r, &ev, orc, "max_moves", ""));
+        /* no copies: static, number for number */
+        assert_true(num_of(r, &ev, k0, "total_us") == num_of(r, &ev, 0, "total_us"));
+        assert_true(num_of(r, &ev, k0, "replicas_moved") == 0 && num_of(r, &ev, k0, "migration_us") == 0);
+        assert_true(num_of(r, &ev, k0, "imbalance_mean") == num_of(r, &ev, 0, "imbalance_mean"));
+        /* the oracle (given the incremental runs as rivals) is never slower */
+        const double o = num_of(r, &ev, orc, "total_us");
+        assert_true(o <= num_of(r, &ev, k0, "total_us") * (1 + 1e-12));
+        assert_true(o <= num_of(r, &ev, k16, "total_us") * (1 + 1e-12));
+        assert_true(num_of(r, &ev, orc, "decisions") > 0);
+    }
+    /* window 0 means the interval; 4 is 4 */
+    assert_true(cell_is(r, &ev, 1, "window", "3") && cell_is(r, &ev, 4 + 3 + 3, "window", "4"));
+    assert_true(cell_is(r, &ev, 13, "every", "6") && cell_is(r, &ev, 13, "every_unit", "steps"));
+    assert_true(cell_is(r, &ev, 4, "migration", "overlap"));
+    assert_true(num_of(r, &ev, 2, "replicas_moved") > 0); /* incremental 16 moves something after the shift */
+
+    ms_replay_result_free(st);
+    ms_placement_free(init);
+    ms_batch_plan_free(plan);
+    ms_trace_free(t);
+    ms_sweep_result_free(r);
+    ms_sweep_spec_free(s);
+    free(one);
+    free(two);
+
+    /* axes that do not apply do not multiply: static and the oracle alone
+     * take no window, budget or migration mode */
+    snprintf(text, sizeof text,
+             "{\"traces\": [\"%s\"], \"clusters\": [\"2x4\"], \"slots\": [10], \"replay\": {\"policies\": "
+             "[\"oracle\", \"static\"], \"every\": [3, 6, \"100tokens\"], \"window\": [0, 4], \"max_moves\": [0, 8], "
+             "\"migration\": [\"stall\", \"overlap\"]}}",
+             dir);
+    assert_int_equal(parse(text, &s, &err), MS_OK);
+    assert_int_equal(ms_sweep_spec_points(s), 1 + 3);
+    ms_sweep_spec_free(s);
+    /* with algorithms, grid points come first */
+    snprintf(text, sizeof text,
+             "{\"traces\": [\"%s\"], \"algorithms\": [\"eplb\", \"replicate\"], \"clusters\": [\"2x4\"], \"slots\": "
+             "[10], \"replay\": {\"policies\": \"periodic-eplb\", \"init\": [\"eplb\", \"replicate\"]}}",
+             dir);
+    assert_int_equal(parse(text, &s, &err), MS_OK);
+    assert_int_equal(ms_sweep_spec_points(s), 2 + 2);
+    ms_sweep_spec_describe(s, 1, buf, sizeof buf);
+    assert_non_null(strstr(buf, "algo=replicate"));
+    ms_sweep_spec_describe(s, 3, buf, sizeof buf);
+    assert_non_null(strstr(buf, "init=replicate"));
+    assert_non_null(strstr(buf, "policy=periodic-eplb every=100 steps window=100 steps migration=stall"));
+    ms_sweep_spec_free(s);
+    snprintf(text, sizeof text, "rm -rf '%s'", dir);
+    assert_int_equal(tu_run(text, NULL, 0), 0);
+}
+
+static void test_replay_spec_errors(void **state) {
+    (void)state;
+#define RS(body) "{\"traces\": [\"a\"], \"clusters\": [\"2x8\"], \"slots\": [4], \"replay\": " body "}"
+    static const struct {
+        const char *text, *needle;
+    } bad[] = {
+        {RS("[1]"), "\"replay\" must be an object"},
+        {RS("{\"policies\": [\"sometimes\"]}"), "replay.policies[0]: unknown re-placement policy 'sometimes'"},
+        {RS("{\"policies\": [\"static\", \"static\"]}"), "replay.policies[1]: the same as [0]"},
+        {RS("{\"policies\": []}"), "replay.policies must hold 1 to 16 entries"},
+        {RS("{\"every\": [0]}"), "replay.every[0]: must be a positive integer"},
+        {RS("{\"every\": [\"0tokens\"]}"), "replay.every[0]"},
+        {RS("{\"every\": [2.5]}"), "replay.every[0]"},
+        {RS("{\"every\": [\"20 apples\"]}"), "replay.every[0]"},
+        {RS("{\"window\": [-3]}"), "replay.window[0]: must be a non-negative integer"},
+        {RS("{\"max_moves\": [1.5]}"), "replay.max_moves[0]: must be an integer"},
+        {RS("{\"max_moves\": [-1]}"), "replay.max_moves[0]"},
+        {RS("{\"max_moves\": [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]}"), "replay.max_moves must hold 1 to 15"},
+        {RS("{\"migration\": \"later\"}"), "replay.migration[0]: unknown migration mode 'later'"},
+        {RS("{\"init\": \"magic\"}"), "replay.init[0]: unknown algorithm 'magic'"},
+        {RS("{\"after_request\": -1}"), "replay.after_request must be an integer >= 0"},
+        {RS("{\"variance_weight\": -0.5}"), "replay.variance_weight must be a number >= 0"},
+        {RS("{\"groups\": \"4\"}"), "replay.groups"},
+        {RS("{\"every\": [10], \"evry\": [20]}"), "replay: unknown key 'evry'"},
+        {"{\"replay\": {}, \"scaling\": {\"sizes\": [1e9]}}", "\"replay\" needs traces"},
+        {"{\"traces\": [\"a\"], \"clusters\": [\"2x8\"], \"slots\": [4], \"options\": {\"layer\": 3}, "
+         "\"replay\": {}}",
+         "options.layer"},
+    };
+#undef RS
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ms_sweep_spec *s = NULL;
+        ms_error err = {0};
+        assert_int_equal(parse(bad[i].text, &s, &err), MS_E_INPUT);
+        assert_null(s);
+        if (!strstr(err.msg, bad[i].needle)) fail_msg("case %zu: '%s' lacks '%s'", i, err.msg, bad[i].needle);
+        assert_non_null(strstr(err.msg, "spec.json"));
+    }
+    /* the defaults: all four policies every 100 steps, 64 copies, stall, EPLB */
+    ms_sweep_spec *s = NULL;
+    ms_error err = {0};
+    assert_int_equal(parse("{\"traces\": [\"a\"], \"clusters\": [\"2x8\"], \"slots\": [4], \"replay\": {}}", &s, &err),
+                     MS_OK);
+    assert_int_equal(ms_sweep_spec_points(s), 4);
+    char buf[512];
+    ms_sweep_spec_describe(s, 2, buf, sizeof buf);
+    assert_non_null(strstr(buf, "init=eplb"));
+    assert_non_null(strstr(buf, "policy=incremental every=100 steps window=100 steps max_moves=64 migration=stall"));
+    ms_sweep_spec_free(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_threads_same_bytes_once_each),
@@ -400,6 +658,8 @@ int main(void) {
         cmocka_unit_test(test_failure_keeps_finished),
         cmocka_unit_test(test_row_cells),
         cmocka_unit_test(test_spec),
+        cmocka_unit_test(test_replay_points),
+        cmocka_unit_test(test_replay_spec_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -93,6 +93,18 @@ const char *ms_span_format(const ms_span *s, char *buf, size_t len);
 ms_status ms_plan_loads(const ms_trace *t, const ms_batch_plan *plan, uint64_t a, uint64_t b, uint32_t n_routed,
                         bool has_shared, ms_loads **out, ms_error *err);
 
+/* The first point after step `from` of a plan (from < n_batches): `span`
+ * steps on, or the first step boundary at which span.n tokens were served
+ * since `from`; at most n_batches and more than `from` (span.n > 0). Cannot
+ * fail. */
+uint64_t ms_plan_span_end(const ms_batch_plan *plan, uint64_t from, ms_span span);
+
+/* The first step of the plan that serves a token of request `request` or of
+ * a later one (the trace's request order): where statistics split for
+ * ms_replay_opts.after_step. UINT64_MAX when no step does (request >=
+ * n_requests included). Cannot fail. */
+uint64_t ms_plan_first_step(const ms_trace *t, const ms_batch_plan *plan, uint64_t request);
+
 /* Sum over layers of the maximum device load under an even split over
  * replicas (ms_placement_max_device_load). loads: one row per placement layer,
  * n_routed or n_logical columns. NAN when the shapes disagree. */
@@ -188,6 +200,23 @@ typedef struct ms_replay_opts {
 /* static, every 100 steps, window = every, 64 moves, stall, global EPLB,
  * no bytes or hw (must be set), no split, no rivals. */
 void ms_replay_opts_default(ms_replay_opts *o);
+
+/* The weights a migration copies, from a model preset (gate, up and down
+ * projections): o->expert_bytes = 3 x hidden x moe_intermediate x
+ * expert_weight_bytes; o->shared_bytes = 3 x hidden x shared_intermediate x
+ * shared_experts x expert_weight_bytes, 0 without a shared expert. Cannot
+ * fail. */
+void ms_replay_opts_set_weights(ms_replay_opts *o, const ms_model_preset *m);
+
+/* The initial placement of a replay without one given (replay --init, sweep
+ * replay points): po->algo on the loads of the plan's first interval, steps
+ * [0, ms_plan_span_end(plan, 0, first)), as if the engine had recorded them,
+ * on po->cluster with po's other options (po->top_k 0 = the trace's; no
+ * statistics, so algorithms that need co-activation fail). The placement's
+ * digest is the trace's. Fails MS_E_INPUT on a plan without steps or a span
+ * of 0, and as ms_plan_loads and ms_place_run; MS_E_NOMEM. */
+ms_status ms_replay_initial_placement(const ms_trace *t, const ms_batch_plan *plan, ms_span first,
+                                      const ms_place_opts *po, ms_placement **out, ms_error *err);
 
 /* One step served. Times in microseconds. */
 typedef struct ms_replay_step {

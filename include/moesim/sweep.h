@@ -9,9 +9,11 @@
  *    formatted by the evaluator, so the output is the same bytes whether one
  *    process, several threads or several MPI ranks computed it, in any order.
  *  - the spec (ms_sweep_spec): SPEC.json names the grid (traces x algorithms
- *    x routing policies x cluster shapes x slot budgets x batch sizes, plus
- *    scaling-model points) and ms_sweep_spec_evaluator evaluates a point with
- *    the library: ms_place_run, then ms_sim_run.
+ *    x routing policies x cluster shapes x slot budgets x batch sizes, then
+ *    replay points, then scaling-model points) and ms_sweep_spec_evaluator
+ *    evaluates a point with the library: ms_place_run, then ms_sim_run; for
+ *    a replay point ms_replay_initial_placement, then ms_replay_run
+ *    (moesim/online.h).
  *
  * Journal (resume): a text file. Line 1: "moesim-sweep-journal 1 points=N
  * spec=HEX columns=C". Then one line per finished point: "INDEX CHECKSUM
@@ -125,15 +127,56 @@ typedef struct ms_sweep_spec ms_sweep_spec;
  *    "slots": [S ...], "batches": [N | "per-request" | {"mode": M, "tokens": N, "batch": B}],
  *    "options": {"cost_model", "hw", "model", "capacity_factor", "overflow", "origin_rows",
  *                "overlap", "layer", "seed", "shared_expert", "mesh_table"},
+ *    "replay": {"policies": [POLICY ...], "every": [SPAN ...], "window": [SPAN | 0 ...],
+ *               "max_moves": [K ...], "migration": ["stall" | "overlap"], "init": [ALGO ...],
+ *               "groups": G, "after_request": N, "variance_weight": Z},   (optional)
  *    "scaling": {"sizes": [total params ...], "gpu": PRESET, ...}}   (optional)
  * Every list defaults to one entry where it can (routes: least-loaded;
  * clusters and slots are required when there are traces; batches: per-request
  * for the mesh model, prefill 4096 otherwise). A batch given as a number is a
  * prefill token budget (decode batch size for phase decode). Points are the
- * product, traces outermost, batches innermost, then the scaling points.
- * Trace paths are relative to the working directory. Fails MS_E_IO when
+ * product, traces outermost, batches innermost, then the replay points,
+ * then the scaling points. Trace paths are relative to the working
+ * directory.
+ *
+ * Replay points (moesim replay as a grid): traces x init x routes x
+ * clusters x slots x batches x runs, runs innermost. Each serves the trace
+ * (its eval part with a split or eval) in arrival order (the batch mode's
+ * steps, trace order) from the initial placement: the init algorithm on the
+ * loads of the plan's first interval, the first "every" entry (as replay
+ * --init). A point's runs, in this order: static once; then for each
+ * interval, window and migration mode: periodic-eplb, incremental once per
+ * max_moves entry, oracle. A list multiplies only the policies that read it:
+ * static takes none; window and migration multiply only when periodic-eplb
+ * or incremental is listed (the oracle then takes them too: its rivals, the
+ * periodic-eplb and incremental runs of its interval, window and mode, are
+ * replayed in its point, as moesim replay gives them; without those it runs
+ * once per interval with no rivals); max_moves multiplies incremental only.
+ * Lists: policies static, periodic-eplb, incremental, oracle (default all
+ * four); every a positive number of steps or a span text ("50steps",
+ * "200ktokens"; default 100); window the same or 0 = the interval (default
+ * 0); max_moves integers >= 0 (at most 15 entries; default 64); migration
+ * (default stall); init algorithm names (default eplb). A list holds 1 to 16
+ * entries, none twice; a scalar is a list of one. groups: EPLB's expert
+ * groups (initial placement and periodic EPLB; default 0); after_request:
+ * the statistics split before/after the first step serving that request;
+ * variance_weight: incremental's z. Copies use options.hw's links (default
+ * h100-sxm) and the weights of options.model (default: guessed from the
+ * trace's shape; a point without one gets an error cell). With "replay",
+ * grid points exist only when "algorithms" is given. Specs with replay
+ * points have the replay columns (policy, every, every_unit, window,
+ * window_unit, max_moves, migration, decisions, replacements, skipped,
+ * replicas_moved, replicas_moved_inter_row, bytes_moved,
+ * bytes_moved_inter_row, serve_us, migration_us, total_us,
+ * imbalance_before, imbalance_after, total_us_before, total_us_after)
+ * between train_site_w and error; other specs do not. A replay row also
+ * fills batches (steps), tokens, imbalance_mean, layer_us_mean,
+ * tokens_per_second (tokens / total_us), dropped and rerouted; a list that
+ * does not apply to its policy leaves its cells empty. Wall times
+ * (decide_us) never appear. Fails MS_E_IO when
  * unreadable, MS_E_INPUT naming the file and key on anything malformed or
- * unknown (names are checked here, not at evaluation). */
+ * unknown (names are checked here, not at evaluation; a replay block without
+ * traces or with options.layer >= 0 too). */
 ms_status ms_sweep_spec_load(const char *path, ms_sweep_spec **out, ms_error *err);
 /* The same from text (label names it in messages). */
 ms_status ms_sweep_spec_parse(const char *text, size_t len, const char *label, ms_sweep_spec **out, ms_error *err);
@@ -151,7 +194,9 @@ uint64_t ms_sweep_spec_digest(const ms_sweep_spec *s);
 void ms_sweep_spec_evaluator(ms_sweep_spec *s, int threads_per_point, ms_sweep_evaluator *out);
 
 /* A point's coordinates as text, e.g. "trace=a algo=eplb route=least-loaded
- * cluster=2x8 slots=6 batch=prefill:4096". buf is always NUL-terminated. */
+ * cluster=2x8 slots=6 batch=prefill:4096"; a replay point's name init=ALGO
+ * and end with its run ("policy=incremental every=20 steps window=20 steps
+ * max_moves=64 migration=stall"). buf is always NUL-terminated. */
 void ms_sweep_spec_describe(const ms_sweep_spec *s, uint64_t index, char *buf, size_t len);
 
 #ifdef __cplusplus

@@ -172,43 +172,18 @@ typedef struct run {
     int static_run, eplb_run, oracle_run; /* same interval's runs (-1 = none) */
 } run;
 
-/* The first step that serves a token of request `req` or later (trace
- * order of requests), UINT64_MAX when none does. */
-static uint64_t first_step_of(const ms_trace *t, const ms_batch_plan *p, uint64_t req) {
-    if (req >= t->n_requests) return UINT64_MAX;
-    uint64_t tok = t->tok_offset[req];
-    for (uint64_t b = 0; b < p->n_batches; b++)
-        for (uint64_t i = p->off[b]; i < p->off[b + 1]; i++)
-            if (p->tok[i] >= tok) return b;
-    return UINT64_MAX;
-}
-
 /* --init: the algorithm on the loads of the plan's first interval. */
 static int initial_placement(const sim_cli *o, const replay_cli *r, const sim_inputs *in, ms_placement **out) {
     ms_error err = {0};
-    ms_replay_opts ro;
-    ms_replay_opts_default(&ro);
-    uint64_t end = 0, toks = 0;
-    const ms_span e = r->every[0];
-    while (end < in->plan->n_batches && (e.unit == MS_SPAN_STEPS ? end < e.n : toks < e.n)) {
-        toks += in->plan->off[end + 1] - in->plan->off[end];
-        end++;
-    }
-    ms_loads *l = NULL;
-    if (ms_plan_loads(in->trace, in->plan, 0, end, in->trace->n_experts, false, &l, &err) != MS_OK)
-        return cli_fail(CMD, &err);
     ms_place_opts po;
     ms_place_opts_default(&po);
     po.algo = r->init_algo ? r->init_algo : "eplb";
     po.cluster = o->cluster;
     po.groups = r->groups;
-    po.top_k = in->trace->top_k;
     po.lp_bound = false;
     po.threads = o->so.threads;
-    ms_place_input pin = {l, NULL, in->trace->digest};
-    ms_status st = ms_place_run(&pin, &po, out, &err);
-    ms_loads_free(l);
-    if (st != MS_OK) return cli_fail(CMD, &err);
+    if (ms_replay_initial_placement(in->trace, in->plan, r->every[0], &po, out, &err) != MS_OK)
+        return cli_fail(CMD, &err);
     return 0;
 }
 
@@ -251,7 +226,7 @@ static char *compact(json_t *v) {
 }
 
 static void write_json(FILE *fp, const sim_cli *o, const replay_cli *r, const sim_inputs *in, const run *runs,
-                       int nrun, const char *init_label) {
+                       int nrun, const char *init_label, double expert_bytes) {
     fprintf(fp, "{\n  \"format\": \"moesim-replay\",\n  \"command\": \"replay\",\n");
     char *s = compact(sim_cli_trace_json(in));
     fprintf(fp, "  \"trace\": %s,\n", s ? s : "null");
@@ -260,8 +235,7 @@ static void write_json(FILE *fp, const sim_cli *o, const replay_cli *r, const si
     json_object_set_new(opt, "initial_placement", json_string(init_label));
     json_object_set_new(opt, "after_request", r->after_request != UINT64_MAX ? json_integer((json_int_t)r->after_request)
                                                                               : json_null());
-    json_object_set_new(opt, "expert_bytes", json_real(3.0 * in->model.hidden * in->model.moe_intermediate *
-                                                       in->model.expert_weight_bytes));
+    json_object_set_new(opt, "expert_bytes", json_real(expert_bytes));
     s = compact(opt);
     fprintf(fp, "  \"options\": %s,\n  \"runs\": [\n", s ? s : "null");
     free(s);
@@ -431,18 +405,14 @@ int cmd_replay(int argc, char **argv) {
                  init->algorithm, ms_span_format(&r.every[0], sp, sizeof sp), o.cluster.rows, o.cluster.cols,
                  o.cluster.slots_per_device);
     }
-    const ms_model_preset *m = &in.model;
     ms_replay_opts base;
     ms_replay_opts_default(&base);
     base.window = r.window;
     base.migration = r.migration;
     base.eplb_groups = r.groups;
-    base.expert_bytes = 3.0 * m->hidden * m->moe_intermediate * m->expert_weight_bytes;
-    base.shared_bytes = m->shared_experts ? 3.0 * m->hidden * m->shared_intermediate * m->shared_experts *
-                                                m->expert_weight_bytes
-                                          : 0;
+    ms_replay_opts_set_weights(&base, &in.model);
     base.hw = &in.hw;
-    base.after_step = first_step_of(in.trace, in.plan, r.after_request);
+    base.after_step = ms_plan_first_step(in.trace, in.plan, r.after_request);
     base.variance_weight = r.variance_weight;
 
     /* the runs: static once; the others per interval (incremental per budget); the oracle last in its interval */
@@ -500,7 +470,7 @@ int cmd_replay(int argc, char **argv) {
         ms_afile f;
         rc = cli_open_output(CMD, o.out, &f);
         if (!rc) {
-            if (o.fmt == CLI_JSON) write_json(f.fp, &o, &r, &in, runs, nrun, init_label);
+            if (o.fmt == CLI_JSON) write_json(f.fp, &o, &r, &in, runs, nrun, init_label, base.expert_bytes);
             else if (o.fmt == CLI_CSV) write_csv(f.fp, runs, nrun);
             else write_table(f.fp, &o, &in, runs, nrun, init_label, base.after_step);
             rc = cli_commit_output(CMD, &f);

@@ -24,6 +24,11 @@ static const char *usage_text =
     "assignments, bytes inside and between rows, GPU utilisation, or, for a scaling point,\n"
     "parameters, GPUs, energy per token and power. A combination that cannot work (e.g.\n"
     "fewer slots than experts) gets its reason in the error column; the sweep goes on.\n"
+    "With \"replay\", points replay the trace through re-placement policies (moesim\n"
+    "replay) over lists of intervals, windows, copy budgets and migration modes: rows\n"
+    "with kind replay and the columns policy, every, window, max_moves, migration,\n"
+    "replacements, replicas_moved, bytes_moved, serve_us, migration_us, total_us,\n"
+    "imbalance_before/after, ...: the best rebalancing interval in one run.\n"
     "The output has one row per point in point order, the same bytes whether it ran in\n"
     "one process, with threads, or under MPI.\n"
     "\n"
@@ -37,8 +42,14 @@ static const char *usage_text =
     "   \"options\": {\"cost_model\": \"roofline\", \"hw\": \"h100-sxm\", \"model\": ...,\n"
     "               \"capacity_factor\": 0, \"overflow\": \"accept\", \"origin_rows\": ...,\n"
     "               \"overlap\": \"none\", \"layer\": -1, \"seed\": 0, \"shared_expert\": false},\n"
+    "   \"replay\": {\"policies\": [\"static\", \"periodic-eplb\", \"incremental\", \"oracle\"],\n"
+    "              \"every\": [20, 50, \"200ktokens\"], \"window\": [0], \"max_moves\": [64, 256],\n"
+    "              \"migration\": [\"stall\"], \"init\": \"eplb\", \"after_request\": 1000},\n"
     "   \"scaling\": {\"sizes\": [1e9, 1e10, 1e11, 1e12], \"gpu\": \"a100\", \"experts\": 64}}\n"
-    "  Points are numbered traces outermost, batches innermost, scaling points last.\n"
+    "  Points are numbered traces outermost, batches innermost; grid points, then\n"
+    "  replay points (runs innermost; a list multiplies only the policies that read\n"
+    "  it; with replay, grid points only when algorithms is given), scaling points\n"
+    "  last. include/moesim/sweep.h gives every rule.\n"
     "\n"
     "options:\n"
     "  -o FILE            results: .json gives JSON, anything else CSV (default stdout, CSV)\n"
@@ -90,11 +101,13 @@ static bool launched_by_mpi(void) {
 }
 
 static void table_out(FILE *fp, const ms_sweep_result *r, const ms_sweep_evaluator *ev) {
+    /* the replay columns exist only in specs with replay points */
     static const char *const want[] = {"point", "trace", "algorithm", "route", "rows", "cols", "slots", "batch",
-                                       "imbalance_mean", "imbalance_p99", "layer_us_p99", "tokens_per_second",
-                                       "error", NULL};
-    size_t idx[16], n = 0;
-    for (const char *const *w = want; *w && n < 16; w++)
+                                       "policy", "every", "every_unit", "max_moves", "imbalance_mean",
+                                       "imbalance_p99", "layer_us_p99", "total_us", "tokens_per_second", "error",
+                                       NULL};
+    size_t idx[20], n = 0;
+    for (const char *const *w = want; *w && n < 20; w++)
         for (size_t c = 0; c < ev->n_columns; c++)
             if (strcmp(ev->columns[c], *w) == 0) idx[n++] = c;
     if (n < 3)

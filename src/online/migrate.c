@@ -87,6 +87,23 @@ ms_status ms_plan_loads(const ms_trace *t, const ms_batch_plan *plan, uint64_t a
     return MS_OK;
 }
 
+uint64_t ms_plan_span_end(const ms_batch_plan *plan, uint64_t from, ms_span span) {
+    const uint64_t nb = plan->n_batches;
+    if (span.unit == MS_SPAN_STEPS) return nb - from > span.n ? from + span.n : nb;
+    uint64_t b = from + 1;
+    while (b < nb && plan->off[b] - plan->off[from] < span.n) b++;
+    return b;
+}
+
+uint64_t ms_plan_first_step(const ms_trace *t, const ms_batch_plan *plan, uint64_t request) {
+    if (request >= t->n_requests) return UINT64_MAX;
+    const uint64_t tok = t->tok_offset[request];
+    for (uint64_t b = 0; b < plan->n_batches; b++)
+        for (uint64_t i = plan->off[b]; i < plan->off[b + 1]; i++)
+            if (plan->tok[i] >= tok) return b;
+    return UINT64_MAX;
+}
+
 ms_status ms_plan_load_moments(const ms_trace *t, const ms_batch_plan *plan, uint64_t a, uint64_t b,
                                uint32_t n_routed, bool has_shared, ms_loads **mean, ms_loads **var, ms_error *err) {
     *mean = *var = NULL;

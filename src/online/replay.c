@@ -22,6 +22,28 @@ void ms_replay_opts_default(ms_replay_opts *o) {
     o->after_step = UINT64_MAX;
 }
 
+void ms_replay_opts_set_weights(ms_replay_opts *o, const ms_model_preset *m) {
+    o->expert_bytes = 3.0 * m->hidden * m->moe_intermediate * m->expert_weight_bytes;
+    o->shared_bytes =
+        m->shared_experts ? 3.0 * m->hidden * m->shared_intermediate * m->shared_experts * m->expert_weight_bytes : 0;
+}
+
+ms_status ms_replay_initial_placement(const ms_trace *t, const ms_batch_plan *plan, ms_span first,
+                                      const ms_place_opts *po, ms_placement **out, ms_error *err) {
+    *out = NULL;
+    if (plan->n_batches == 0 || first.n == 0)
+        return ms_error_set(err, MS_E_INPUT, "replay: the initial placement needs a plan with steps and a span > 0");
+    ms_loads *l = NULL;
+    ms_status st = ms_plan_loads(t, plan, 0, ms_plan_span_end(plan, 0, first), t->n_experts, false, &l, err);
+    if (st != MS_OK) return st;
+    ms_place_opts o = *po;
+    if (!o.top_k) o.top_k = t->top_k;
+    ms_place_input in = {l, NULL, t->digest};
+    st = ms_place_run(&in, &o, out, err);
+    ms_loads_free(l);
+    return st;
+}
+
 void ms_replay_result_free(ms_replay_result *r) {
     if (!r) return;
     for (uint32_t v = 0; v < r->n_versions; v++) ms_placement_free(r->versions[v]);
@@ -45,16 +67,6 @@ typedef struct replay {
 } replay;
 
 static uint64_t plan_tokens(const ms_batch_plan *p, uint64_t a, uint64_t b) { return p->off[b] - p->off[a]; }
-
-/* The first point after `from`: `every` steps on, or the first step boundary
- * at which `every` tokens were served since `from`; at most n_batches. */
-static uint64_t next_point(const replay *r, uint64_t from) {
-    const uint64_t nb = r->plan->n_batches;
-    if (r->o->every.unit == MS_SPAN_STEPS) return nb - from > r->o->every.n ? from + r->o->every.n : nb;
-    uint64_t b = from + 1;
-    while (b < nb && plan_tokens(r->plan, from, b) < r->o->every.n) b++;
-    return b;
-}
 
 /* The first step of the window that ends at point p. */
 static uint64_t window_start(const replay *r, uint64_t p) {
@@ -413,7 +425,7 @@ ms_status ms_replay_run(const ms_trace *t, const ms_batch_plan *plan, const ms_p
     double remaining = 0;
     uint64_t a = 0;
     while (st == MS_OK && a < nb) {
-        uint64_t b = next_point(&r, a);
+        uint64_t b = ms_plan_span_end(plan, a, o->every);
         ms_replay_event ev;
         memset(&ev, 0, sizeof ev);
         ms_placement *q = NULL;

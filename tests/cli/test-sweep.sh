@@ -2,7 +2,9 @@
 # moesim sweep end to end: same bytes for one process, threads and (when
 # mpirun is present) mpirun -np 2; resume after --stop-after and after kill -9;
 # a sweep point equals what moesim place + moesim simulate give on their own;
-# bad specs and journals refused with exit 2.
+# replay points equal what moesim replay gives for the same policies and
+# intervals (threads and MPI: same bytes); bad specs and journals refused
+# with exit 2.
 set -euo pipefail
 bin=${MOESIM_BIN:?}; tmp=$(mktemp -d "${MOESIM_TMP:-/tmp}/cli-sweep.XXXXXX")
 trap 'kill -9 $bgpid 2>/dev/null || true; rm -rf "$tmp"' EXIT
@@ -102,6 +104,52 @@ assert abs(float(rows[7]["imbalance_mean"]) - p["imbalance_mean"]) < 1e-12
 print("sweep point 7 agrees with moesim simulate:", p["imbalance_mean"])
 PY
 
+# ---- replay points: a trace whose popularity shifts at request 30, three intervals
+"$bin" gen --model deepseek-v2-lite --layers 4 --requests 60 --prompt-mean 60 --decode 4 --seed 5 --shift 30 \
+  -o sh --quiet >/dev/null
+cat > replay.json <<JSON
+{"traces": [{"path": "sh", "label": "shift"}], "clusters": ["2x8"], "slots": [6], "batches": ["per-request"],
+ "routes": ["least-loaded"],
+ "replay": {"policies": ["static", "periodic-eplb", "incremental", "oracle"], "every": [5, 10, "400tokens"],
+            "max_moves": [8, 32], "after_request": 30}}
+JSON
+"$bin" sweep replay.json -o rp.csv --threads 1 --quiet
+"$bin" sweep replay.json -o rp2.csv --threads 2 --quiet
+cmp rp.csv rp2.csv || fail "threads changed the replay points' bytes"
+"$bin" sweep replay.json -o rp.json --threads 2 --quiet
+"$bin" replay sh --cluster 2x8x6 --batch per-request --route least-loaded --rebalance-every 5,10,400tokens \
+  --max-moves 8,32 --after-request 30 --format csv -o rp-cli.csv --quiet
+"$py" - rp.json rp.csv rp-cli.csv <<'PY'
+import csv, json, sys
+g = json.load(open(sys.argv[1]))["rows"]; rows = list(csv.DictReader(open(sys.argv[2])))
+cli = list(csv.DictReader(open(sys.argv[3])))
+assert len(g) == len(rows) == len(cli) == 1 + 3 * 4, (len(g), len(cli))   # static + 3 x (eplb, 2 incremental, oracle)
+for p, c in zip(g, cli):
+    assert p["kind"] == "replay" and p["error"] == "", p
+    assert p["policy"] == c["policy"], (p["policy"], c["policy"])
+    if p["policy"] == "static":
+        assert p["every"] is None and p["max_moves"] is None and p["migration"] == "", p
+    else:
+        assert (p["every"], p["every_unit"]) == (int(c["every"]), c["every_unit"]), (p, c)
+    if p["policy"] == "incremental":
+        assert p["max_moves"] == int(c["max_moves"]), (p, c)
+    for col, key in [("total_us", "total_us"), ("serve_us", "serve_us"), ("migration_us", "migration_us"),
+                     ("bytes_moved", "bytes_moved"), ("imbalance_mean", "imbalance"),
+                     ("imbalance_before", "imbalance_before"), ("imbalance_after", "imbalance_after"),
+                     ("layer_us_mean", "layer_us"), ("replicas_moved", "replicas_moved"),
+                     ("replacements", "replacements"), ("batches", "steps"), ("tokens", "tokens")]:
+        want = float(c[key])
+        assert abs(p[col] - want) <= 1e-9 * max(1.0, abs(want)), (p["point"], col, p[col], want)
+best = min((r for r in g if r["policy"] != "oracle"), key=lambda r: r["total_us"])
+oracle = min(r["total_us"] for r in g if r["policy"] == "oracle")
+assert oracle <= best["total_us"] * (1 + 1e-12), (oracle, best)
+assert abs(float(rows[3]["total_us"]) - g[3]["total_us"]) <= 1e-9 * g[3]["total_us"]
+print("replay points agree with moesim replay; best:", best["policy"], best["every"], best["every_unit"])
+PY
+echo '{"traces": ["sh"], "clusters": ["2x8"], "slots": [6], "replay": {"every": [0]}}' > bad-replay.json
+expect_exit 2 "$bin" sweep bad-replay.json -o never.csv
+grep -q "replay.every\[0\]" err || fail "error does not name the replay key"
+
 # ---- MPI: two ranks give the same bytes (skipped when mpirun is absent)
 if ! command -v mpirun >/dev/null || ! "$bin" sweep --help | grep -q "MPI available"; then
   echo "mpirun or MPI build absent: skipping the MPI checks"; exit 0
@@ -113,6 +161,8 @@ grep -q "(2 processes)" mpi.log || { cat mpi.log; fail "did not run on 2 ranks";
 cmp one.csv mpi.csv || fail "MPI output differs (fake)"
 "${mpi[@]}" "$bin" sweep spec.json -o grid-mpi.csv --quiet
 cmp grid.csv grid-mpi.csv || fail "MPI output differs (grid)"
+"${mpi[@]}" "$bin" sweep replay.json -o rp-mpi.csv --quiet
+cmp rp.csv rp-mpi.csv || fail "MPI output differs (replay)"
 # MPI stop + MPI resume
 "${mpi[@]}" "$bin" sweep --fake 40:2 -o mr.csv --stop-after 9 --quiet
 [[ $(wc -l < mr.csv.journal) == 10 ]] || fail "MPI journal after --stop-after 9"
