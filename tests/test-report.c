@@ -228,6 +228,29 @@ static char *html_of(ms_report *r, int64_t layer, ms_status *st, ms_error *err) 
     return text;
 }
 
+/* Standalone SVGs of r: one per chart of its page (`charts`), each well-formed. */
+static void check_svgs(const ms_report *r, size_t charts) {
+    char dir[512];
+    tu_tmp_path("rep-svg", "", dir, sizeof dir);
+    ms_report_opts o;
+    ms_report_opts_default(&o);
+    ms_error err = {0};
+    size_t nsvg = 0;
+    assert_int_equal(ms_report_write_svgs(r, &o, dir, &nsvg, &err), MS_OK);
+    assert_int_equal(nsvg, charts);
+    char cmd[1200], out[64];
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c 'import glob,sys,xml.etree.ElementTree as E; fs=glob.glob(sys.argv[1]+\"/*.svg\"); "
+             "[E.parse(f) for f in fs]; print(len(fs))' %s",
+             dir);
+    if (have_python()) {
+        assert_int_equal(tu_run(cmd, out, sizeof out), 0);
+        assert_int_equal(atoi(out), (int)nsvg);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    tu_run(cmd, NULL, 0);
+}
+
 static void test_report_sections(void **state) {
     (void)state;
     char sp[512], pp[512], mp[512];
@@ -285,25 +308,7 @@ static void test_report_sections(void **state) {
     assert_int_equal(st, MS_E_INPUT);
     assert_non_null(strstr(err.msg, "--layer 5"));
     free(h2);
-    /* standalone SVGs: one per chart of the page, each well-formed */
-    char dir[512];
-    tu_tmp_path("rep-svg", "", dir, sizeof dir);
-    ms_report_opts o;
-    ms_report_opts_default(&o);
-    size_t nsvg = 0;
-    assert_int_equal(ms_report_write_svgs(r, &o, dir, &nsvg, &err), MS_OK);
-    assert_int_equal(nsvg, count(h, "<figure>"));
-    char cmd[1200], out[64];
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 -c 'import glob,sys,xml.etree.ElementTree as E; fs=glob.glob(sys.argv[1]+\"/*.svg\"); "
-             "[E.parse(f) for f in fs]; print(len(fs))' %s",
-             dir);
-    if (have_python()) {
-        assert_int_equal(tu_run(cmd, out, sizeof out), 0);
-        assert_int_equal(atoi(out), (int)nsvg);
-    }
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    tu_run(cmd, NULL, 0);
+    check_svgs(r, count(h, "<figure>"));
     free(h);
     ms_report_free(r);
     remove(sp);
@@ -377,6 +382,133 @@ static void test_report_kinds_and_errors(void **state) {
     remove(p);
 }
 
+/* ---------------------------------------------------------- replay */
+
+/* A run of a hand-written replay: 6 steps of imbalance 1.1 .. 1.6, one
+ * re-placement of 2 GB at each step of at[0..n), the split after step 3. */
+static void replay_run(ms_sbuf *b, const char *policy, int every, int moves, double total_us, const int *at, int n) {
+    ms_sbuf_printf(b, "%s{\"policy\": \"%s\", \"every\": {\"n\": %d, \"unit\": \"steps\"}, \"window\": {\"n\": %d, "
+                      "\"unit\": \"steps\"}, ",
+                   b->s && b->s[b->len - 1] == '}' ? ", " : "", policy, every, every);
+    if (moves >= 0) ms_sbuf_printf(b, "\"max_moves\": %d, ", moves);
+    ms_sbuf_printf(b, "\"migration\": \"stall\", \"summary\": {\"steps\": 6, \"replacements\": %d, \"replicas_moved\": "
+                      "%d, \"bytes_moved\": %g, \"serve_us\": %g, \"migration_us\": %g, \"total_us\": %g, "
+                      "\"imbalance\": 1.35, \"before\": {\"steps\": 3, \"imbalance\": 1.2}, \"after\": {\"steps\": 3, "
+                      "\"imbalance\": 1.5}}, \"comparison\": {}, \"events\": [",
+                   n, 10 * n, 2e9 * n, total_us - 10.0 * n, 10.0 * n, total_us);
+    for (int i = 0; i < n; i++)
+        ms_sbuf_printf(b, "%s{\"point\": %d, \"effective\": %d, \"replicas_moved\": 10, \"bytes\": 2e9}", i ? ", " : "",
+                       at[i], at[i]);
+    ms_sbuf_puts(b, "], \"steps\": [");
+    for (int k = 0; k < 6; k++)
+        ms_sbuf_printf(b, "%s{\"step\": %d, \"tokens\": 8, \"imbalance\": %.1f}", k ? ", " : "", k, 1.1 + 0.1 * k);
+    ms_sbuf_puts(b, "]}");
+}
+
+/* Static, then every 2 and 4 steps: periodic-eplb best at 2 (1040 us against
+ * 1050), incremental best at 4 (930 against 950); the oracle every 2; 8
+ * re-placements in all. The trace label needs escaping. */
+static char *replay_json(void) {
+    static const int at2[2] = {2, 4}, at4[1] = {4};
+    ms_sbuf b;
+    ms_sbuf_init(&b);
+    ms_sbuf_puts(&b, "{\"format\": \"moesim-replay\", \"command\": \"replay\", "
+                     "\"trace\": {\"label\": \"a<b>&\\\"c\\\"\", \"requests\": 10, \"digest\": \"00000000000000bb\"}, "
+                     "\"options\": {\"after_request\": 5}, \"runs\": [");
+    replay_run(&b, "static", 2, -1, 1000, NULL, 0);
+    replay_run(&b, "periodic-eplb", 2, -1, 1040, at2, 2);
+    replay_run(&b, "incremental", 2, 8, 950, at2, 2);
+    replay_run(&b, "oracle", 2, -1, 900, at2, 2);
+    replay_run(&b, "periodic-eplb", 4, -1, 1050, at4, 1);
+    replay_run(&b, "incremental", 4, 8, 930, at4, 1);
+    ms_sbuf_puts(&b, "]}");
+    assert_false(b.failed);
+    return b.s;
+}
+
+/* text with the first `from` replaced by `to` (which must be there), new. */
+static char *replaced(const char *text, const char *from, const char *to) {
+    const char *p = strstr(text, from);
+    assert_non_null(p);
+    size_t a = (size_t)(p - text), nf = strlen(from), nt = strlen(to), n = strlen(text);
+    char *out = malloc(n - nf + nt + 1);
+    memcpy(out, text, a);
+    memcpy(out + a, to, nt);
+    memcpy(out + a + nt, p + nf, n - a - nf + 1);
+    return out;
+}
+
+static void test_report_replay(void **state) {
+    (void)state;
+    char p[512];
+    tu_tmp_path("rep-replay", ".json", p, sizeof p);
+    char *json = replay_json();
+    write_text(p, json);
+    ms_report *r = NULL;
+    ms_error err = {0};
+    ms_report_kind k;
+    assert_int_equal(ms_report_new(&r, &err), MS_OK);
+    assert_int_equal(ms_report_add_file(r, p, &k, &err), MS_OK);
+    assert_int_equal(k, MS_REPORT_REPLAY);
+    assert_string_equal(ms_report_kind_name(k), "replay");
+    ms_status st;
+    char *h = html_of(r, -1, &st, &err);
+    assert_int_equal(st, MS_OK);
+    assert_non_null(strstr(h, "<section id=\"replay\">"));
+    assert_non_null(strstr(h, "<section id=\"how-often\">"));
+    assert_non_null(strstr(h, "Imbalance over time, re-placing every 2 steps"));
+    assert_non_null(strstr(h, "Imbalance over time, re-placing every 4 steps"));
+    assert_non_null(strstr(h, "Total time against the re-placement interval"));
+    /* one mark per re-placement, one ring per policy's best interval */
+    assert_int_equal(count(h, "class=\"xmark\""), 8);
+    assert_int_equal(count(h, "class=\"ring\""), 2);
+    assert_non_null(strstr(h, "best for periodic-eplb: every 2 steps, 1.04 ms"));
+    assert_non_null(strstr(h, "best for incremental: every 4 steps, 0.93 ms"));
+    assert_non_null(strstr(h, "Best interval: periodic-eplb every 2 steps (1.04 ms); incremental every 4 steps "
+                              "(0.93 ms)."));
+    assert_int_equal(count(h, "<td class=\"l\">best</td>"), 2);
+    /* the split and the table: mean imbalance after it, saved against static */
+    assert_non_null(strstr(h, ">from request 5</text>"));
+    assert_non_null(strstr(h, "mean imbalance from request 5"));
+    assert_non_null(strstr(h, "<td>0.07</td>")); /* incremental every 4 saves 1000 - 930 us */
+    /* the label escaped everywhere */
+    assert_null(strstr(h, "a<b>"));
+    assert_non_null(strstr(h, "a&lt;b&gt;&amp;&quot;c&quot;"));
+    assert_int_equal(count(h, "<svg "), count(h, "</svg>"));
+    char *h2 = html_of(r, -1, &st, &err);
+    assert_string_equal(h, h2); /* same input, same bytes */
+    free(h2);
+    check_svgs(r, 3);
+    free(h);
+
+    /* malformed replays are refused, naming the file and the key */
+    static const struct {
+        const char *from, *to, *msg;
+    } bad[] = {
+        {"\"policy\": \"oracle\"", "\"policy\": \"sometimes\"", "runs[3].policy"},
+        {"\"total_us\": 1040", "\"total_us\": \"fast\"", "runs[1].summary.total_us"},
+        {"\"replacements\": 1", "\"replacements\": 3", "runs[4] has 1 events but summary.replacements is 3"},
+        {"\"label\": ", "\"name\": ", "trace.label"},
+        {"\"every\": {\"n\": 4", "\"every\": {\"n\": 0", "runs[4].every"},
+        {"\"max_moves\": 8, ", "", "runs[2].max_moves"},
+        {"{\"step\": 1,", "{\"step\": 0,", "steps[1].step 0 does not follow"},
+        {"\"effective\": 4", "\"effective\": 3", "takes effect (step 3) before its decision (step 4)"},
+        {"\"runs\": [", "\"runs\": [], \"x\": [", "a replay without runs"},
+        {"\"after_request\": 5", "\"after_request\": -5", "options.after_request"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *t = replaced(json, bad[i].from, bad[i].to);
+        write_text(p, t);
+        free(t);
+        assert_int_equal(ms_report_add_file(r, p, &k, &err), MS_E_INPUT);
+        if (!strstr(err.msg, bad[i].msg) || !strstr(err.msg, p)) fail_msg("case %zu: %s", i, err.msg);
+    }
+    assert_int_equal(ms_report_input_count(r), 1);
+    free(json);
+    ms_report_free(r);
+    remove(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ticks_and_formats),
@@ -385,6 +517,7 @@ int main(void) {
         cmocka_unit_test(test_bar_and_heatmap),
         cmocka_unit_test(test_report_sections),
         cmocka_unit_test(test_report_kinds_and_errors),
+        cmocka_unit_test(test_report_replay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

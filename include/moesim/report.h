@@ -15,6 +15,9 @@
  *  - sweep      `moesim sweep -o FILE.json` (rows of a parameter grid);
  *  - pareto     `moesim place --algo search --pareto AXES -o FILE.json` (points
  *               with layer time, peak power, energy per token, front or not);
+ *  - replay     `moesim replay --format json` ("format": "moesim-replay": runs
+ *               per re-placement policy and interval with their events and
+ *               steps), read strictly;
  *  - other      any other JSON object: its top-level numbers are tabulated.
  * Sections whose inputs are missing are left out; keys a file lacks are
  * skipped. A trace (loaded by the caller) can be added as statistics with
@@ -43,6 +46,7 @@ typedef enum ms_report_kind {
     MS_REPORT_SCALE,
     MS_REPORT_SWEEP,
     MS_REPORT_PARETO,
+    MS_REPORT_REPLAY,
     MS_REPORT_OTHER
 } ms_report_kind;
 

@@ -21,6 +21,7 @@ const char *ms_report_kind_name(ms_report_kind k) {
     case MS_REPORT_SCALE: return "scale";
     case MS_REPORT_SWEEP: return "sweep";
     case MS_REPORT_PARETO: return "pareto";
+    case MS_REPORT_REPLAY: return "replay";
     case MS_REPORT_OTHER: return "other";
     }
     return "other";
@@ -492,7 +493,10 @@ static void summary_section(page *pg, const view *v) {
     th_row(&h, icols);
     for (size_t i = 0; i < v->r->n; i++) {
         const rp_input *in = &v->r->in[i];
-        const char *dg = in->stats ? in->stats->digest : in->n_runs ? in->runs[0].digest : "";
+        const char *dg = in->stats    ? in->stats->digest
+                         : in->n_runs ? in->runs[0].digest
+                         : in->replay ? in->replay->digest
+                                      : "";
         char pd[24] = "";
         if (in->placement && in->placement->trace_digest)
             snprintf(pd, sizeof pd, "%016llx", (unsigned long long)in->placement->trace_digest);
@@ -1176,6 +1180,509 @@ static void pareto_section(page *pg, const view *v) {
     section_end(pg);
 }
 
+/* ------------------------------------------------------------ replay */
+
+/* Runs of one policy with one budget, intervals in one unit: the points of a
+ * line of the "how often" chart. */
+static bool same_group(const rp_rrun *a, const rp_rrun *b) {
+    return a->policy == b->policy && a->max_moves == b->max_moves && a->every.unit == b->every.unit;
+}
+
+static bool same_span(const ms_span *a, const ms_span *b) { return a->n == b->n && a->unit == b->unit; }
+
+static int span_cmp(const ms_span *a, const ms_span *b) {
+    if (a->unit != b->unit) return a->unit < b->unit ? -1 : 1;
+    return (a->n > b->n) - (a->n < b->n);
+}
+
+/* Distinct incremental budgets of p below m, and (in *count) all of them. */
+static size_t budget_rank(const rp_replay *p, int64_t m, size_t *count) {
+    size_t rank = 0, n = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        const rp_rrun *r = &p->runs[i];
+        if (r->policy != MS_REBALANCE_INCREMENTAL) continue;
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = p->runs[j].policy == MS_REBALANCE_INCREMENTAL && p->runs[j].max_moves == r->max_moves;
+        if (seen) continue;
+        n++;
+        rank += r->max_moves < m;
+    }
+    if (count) *count = n;
+    return rank;
+}
+
+/* A policy keeps its palette colour in every chart: static dashed grey, EPLB orange,
+ * incremental blue (its budgets blue, sky blue, purple, black), oracle green. */
+static size_t run_color(const rp_replay *p, const rp_rrun *r) {
+    static const size_t inc[4] = {0, 4, 3, 7};
+    switch (r->policy) {
+    case MS_REBALANCE_STATIC: return 14; /* dashed */
+    case MS_REBALANCE_PERIODIC_EPLB: return 1;
+    case MS_REBALANCE_INCREMENTAL: return inc[budget_rank(p, r->max_moves, NULL) % 4];
+    case MS_REBALANCE_ORACLE: return 2;
+    }
+    return 5;
+}
+
+/* "incremental, 64 moves" when the file has several budgets, else the policy. */
+static void run_name(const rp_replay *p, const rp_rrun *r, char *buf, size_t len) {
+    size_t nb;
+    budget_rank(p, 0, &nb);
+    if (r->policy == MS_REBALANCE_INCREMENTAL && nb > 1)
+        snprintf(buf, len, "incremental, %lld moves", (long long)r->max_moves);
+    else
+        snprintf(buf, len, "%s", ms_rebalance_name(r->policy));
+}
+
+/* The run of r's group (same_group) with the lowest total time, ties to the
+ * first; SIZE_MAX when the group has fewer than two runs or r is static or
+ * the oracle (no interval to choose). */
+static size_t group_best(const rp_replay *p, const rp_rrun *r) {
+    if (r->policy == MS_REBALANCE_STATIC || r->policy == MS_REBALANCE_ORACLE) return SIZE_MAX;
+    size_t best = SIZE_MAX, n = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        if (!same_group(&p->runs[i], r)) continue;
+        n++;
+        if (best == SIZE_MAX || p->runs[i].total_us < p->runs[best].total_us) best = i;
+    }
+    return n > 1 ? best : SIZE_MAX;
+}
+
+static const rp_rrun *static_run(const rp_replay *p) {
+    for (size_t i = 0; i < p->n; i++)
+        if (p->runs[i].policy == MS_REBALANCE_STATIC) return &p->runs[i];
+    return NULL;
+}
+
+/* Distinct intervals of p's runs but static, sorted (steps before tokens,
+ * then by length): a new array in *out (NULL when there are none) and its
+ * length in *n. false when out of memory. */
+static bool replay_intervals(const rp_replay *p, ms_span **out, size_t *n) {
+    *out = NULL;
+    *n = 0;
+    ms_span *v = calloc(p->n, sizeof *v);
+    if (!v) return false;
+    for (size_t i = 0; i < p->n; i++) {
+        const rp_rrun *r = &p->runs[i];
+        if (r->policy == MS_REBALANCE_STATIC) continue;
+        size_t j = 0;
+        while (j < *n && span_cmp(&v[j], &r->every) < 0) j++;
+        if (j < *n && same_span(&v[j], &r->every)) continue;
+        memmove(v + j + 1, v + j, (*n - j) * sizeof *v);
+        v[j] = r->every;
+        (*n)++;
+    }
+    if (*n) *out = v;
+    else free(v);
+    return true;
+}
+
+/* The steps of r in buckets of k consecutive ones: x the mean step number,
+ * y the mean imbalance (of the finite ones; NAN when none) of each. x and y
+ * hold ceil(n_steps / k). Returns that count. Cannot fail. */
+static size_t bucket_means(const rp_rrun *r, size_t k, double *x, double *y) {
+    size_t m = 0;
+    for (size_t a = 0; a < r->n_steps; a += k, m++) {
+        size_t b = a + k < r->n_steps ? a + k : r->n_steps, cnt = 0;
+        double sx = 0, sy = 0;
+        for (size_t i = a; i < b; i++) {
+            sx += r->step[i];
+            if (isfinite(r->imb[i])) sy += r->imb[i], cnt++;
+        }
+        x[m] = sx / (double)(b - a);
+        y[m] = cnt ? sy / (double)cnt : NAN;
+    }
+    return m;
+}
+
+/* The trace's label when short enough for a chart's note, else the file's. */
+static const char *replay_source(const rp_input *in) {
+    size_t n = 0;
+    for (const char *s = in->replay->trace; *s; s++) n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n <= 60 ? in->replay->trace : in->label;
+}
+
+#define REPLAY_POINTS 500 /* most points a line of imbalance over time has */
+
+/* Imbalance over the steps of p's static run and the runs re-placing every
+ * `every` (NULL: static only), marks at every re-placement's effective step
+ * and its bytes in a strip beneath. *per_point: steps averaged per point;
+ * *marks: marks drawn. NULL when out of memory. */
+static ms_chart *replay_time_chart(const rp_input *in, const ms_span *every, size_t *per_point, size_t *marks) {
+    const rp_replay *p = in->replay;
+    char title[128], note[400], sp[48], name[64], tip[256];
+    if (every)
+        snprintf(title, sizeof title, "Imbalance over time, re-placing every %s", ms_span_format(every, sp, sizeof sp));
+    else
+        snprintf(title, sizeof title, "Imbalance over time");
+    ms_chart *c = ms_chart_new(MS_CHART_LINE, title);
+    size_t nmax = 0;
+    for (size_t i = 0; i < p->n; i++) nmax = p->runs[i].n_steps > nmax ? p->runs[i].n_steps : nmax;
+    size_t k = nmax > REPLAY_POINTS ? (nmax + REPLAY_POINTS - 1) / REPLAY_POINTS : 1;
+    double *x = ms_alloc_array(nmax / k + 1, sizeof *x, NULL), *y = ms_alloc_array(nmax / k + 1, sizeof *y, NULL);
+    if (!c || !x || !y) {
+        free(x);
+        free(y);
+        ms_chart_free(c);
+        return NULL;
+    }
+    *per_point = k;
+    *marks = 0;
+    snprintf(note, sizeof note, "%s: mean over layers of max/mean device load per step", replay_source(in));
+    ms_chart_set_note(c, note);
+    ms_chart_set_size(c, 900, 360);
+    ms_chart_set_x_axis(c, "step", NULL, false);
+    ms_chart_set_y_axis(c, "imbalance", "max/mean", false);
+    ms_chart_set_strip(c, 80, "copied", "GB");
+    const rp_rrun *st = static_run(p);
+    for (size_t i = 0; i < p->n; i++) {
+        const rp_rrun *r = &p->runs[i];
+        bool in_chart = r == st || (r->policy != MS_REBALANCE_STATIC && every && same_span(&r->every, every));
+        if (!in_chart || !r->n_steps) continue;
+        size_t s = ms_chart_series_count(c), m = bucket_means(r, k, x, y);
+        run_name(p, r, name, sizeof name);
+        ms_chart_add_line(c, name, x, y, m, false, false);
+        ms_chart_set_series_color(c, s, run_color(p, r));
+        for (size_t e = 0; e < r->n_ev; e++) {
+            const rp_revent *ev = &r->ev[e];
+            snprintf(tip, sizeof tip,
+                     "%s: re-placement decided after %llu steps, serving from step %llu; %llu replicas, %.3g GB", name,
+                     (unsigned long long)ev->point, (unsigned long long)ev->effective, (unsigned long long)ev->moved,
+                     ev->bytes / 1e9);
+            ms_chart_add_xmark(c, s, (double)ev->effective, tip);
+            snprintf(tip, sizeof tip, "%s, step %llu: %.3g GB copied (%llu replicas)", name,
+                     (unsigned long long)ev->effective, ev->bytes / 1e9, (unsigned long long)ev->moved);
+            ms_chart_add_strip_bar(c, s, (double)ev->effective, ev->bytes / 1e9, tip);
+            (*marks)++;
+        }
+    }
+    if (p->split_step >= 0) {
+        snprintf(tip, sizeof tip, "from request %lld", (long long)p->after_request);
+        ms_chart_add_vline(c, (double)p->split_step, tip);
+    }
+    free(x);
+    free(y);
+    return c;
+}
+
+/* Total time against the interval (in unit) for each group of runs, static
+ * as a flat line, each group's best interval marked. NULL when out of
+ * memory. */
+static ms_chart *replay_often_chart(const rp_input *in, ms_span_unit unit) {
+    const rp_replay *p = in->replay;
+    ms_chart *c = ms_chart_new(MS_CHART_LINE, "Total time against the re-placement interval");
+    double *x = ms_alloc_array(p->n, sizeof *x, NULL), *y = ms_alloc_array(p->n, sizeof *y, NULL);
+    size_t *idx = ms_alloc_array(p->n, sizeof *idx, NULL);
+    if (!c || !x || !y || !idx) {
+        free(x);
+        free(y);
+        free(idx);
+        ms_chart_free(c);
+        return NULL;
+    }
+    char note[400], name[64], tip[200], sp[48];
+    snprintf(note, sizeof note, "%s: serving + migration, the whole trace", replay_source(in));
+    ms_chart_set_note(c, note);
+    ms_chart_set_size(c, 760, 380);
+    double lo = INFINITY, hi = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        const rp_rrun *r = &p->runs[i];
+        if (r->policy == MS_REBALANCE_STATIC || r->every.unit != unit) continue;
+        lo = fmin(lo, (double)r->every.n);
+        hi = fmax(hi, (double)r->every.n);
+    }
+    ms_chart_set_x_axis(c, "re-placement interval", unit == MS_SPAN_TOKENS ? "tokens" : "steps", hi >= 10 * lo);
+    ms_chart_set_y_axis(c, "total time", "ms", false);
+    const rp_rrun *st = static_run(p);
+    if (st) {
+        double sx[2] = {lo, hi}, sy[2] = {st->total_us / 1e3, st->total_us / 1e3};
+        ms_chart_add_line(c, "static", sx, sy, 2, false, false);
+        ms_chart_set_series_color(c, 0, run_color(p, st));
+    }
+    /* one line per group: the first run of each, in policy then budget order */
+    size_t ng = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        const rp_rrun *r = &p->runs[i];
+        if (r->policy == MS_REBALANCE_STATIC || r->every.unit != unit) continue;
+        bool first = true;
+        for (size_t j = 0; j < i && first; j++) first = !same_group(&p->runs[j], r);
+        if (!first) continue;
+        size_t j = ng++;
+        for (; j > 0; j--) {
+            const rp_rrun *q = &p->runs[idx[j - 1]];
+            if (q->policy < r->policy || (q->policy == r->policy && q->max_moves < r->max_moves)) break;
+            idx[j] = idx[j - 1];
+        }
+        idx[j] = i;
+    }
+    for (size_t g = 0; g < ng; g++) {
+        const rp_rrun *lead = &p->runs[idx[g]];
+        size_t m = 0;
+        for (size_t i = 0; i < p->n; i++) {
+            const rp_rrun *r = &p->runs[i];
+            if (!same_group(r, lead)) continue;
+            size_t j = m++;
+            for (; j > 0 && x[j - 1] > (double)r->every.n; j--) x[j] = x[j - 1], y[j] = y[j - 1];
+            x[j] = (double)r->every.n;
+            y[j] = r->total_us / 1e3;
+        }
+        size_t s = ms_chart_series_count(c);
+        run_name(p, lead, name, sizeof name);
+        ms_chart_add_line(c, name, x, y, m, false, true);
+        ms_chart_set_series_color(c, s, run_color(p, lead));
+        size_t best = group_best(p, lead);
+        if (best != SIZE_MAX) {
+            const rp_rrun *b = &p->runs[best];
+            snprintf(tip, sizeof tip, "best for %s: every %s, %.6g ms", name, ms_span_format(&b->every, sp, sizeof sp),
+                     b->total_us / 1e3);
+            ms_chart_add_ring(c, s, (double)b->every.n, b->total_us / 1e3, tip);
+        }
+    }
+    free(x);
+    free(y);
+    free(idx);
+    return c;
+}
+
+static size_t replay_count(const view *v) {
+    size_t n = 0;
+    for (size_t i = 0; i < v->r->n; i++) n += v->r->in[i].replay != NULL;
+    return n;
+}
+
+/* An <h3> naming a replay input: its file and trace. */
+static void replay_heading(page *pg, const rp_input *in) {
+    ms_sbuf h;
+    ms_sbuf_init(&h);
+    ms_sbuf_puts(&h, "<h3>");
+    ms_sbuf_put_xml(&h, in->label);
+    ms_sbuf_puts(&h, ": ");
+    ms_sbuf_put_xml(&h, in->replay->trace);
+    ms_sbuf_puts(&h, "</h3>\n");
+    add_html(pg, &h);
+}
+
+static void note_html(page *pg, const char *text) {
+    ms_sbuf h;
+    ms_sbuf_init(&h);
+    ms_sbuf_puts(&h, "<p class=\"note\">");
+    ms_sbuf_put_xml(&h, text);
+    ms_sbuf_puts(&h, "</p>\n");
+    add_html(pg, &h);
+}
+
+/* The intervals of iv[0..n) drawn over time: all of them up to 4, else the
+ * smallest, the one of the fastest run (periodic-eplb or incremental; the
+ * middle one when that is the smallest or the largest) and the largest.
+ * Returns how many were chosen into pick (at most 4). */
+static size_t replay_picks(const rp_replay *p, const ms_span *iv, size_t n, ms_span pick[4]) {
+    if (n <= 4) {
+        for (size_t i = 0; i < n; i++) pick[i] = iv[i];
+        return n;
+    }
+    const rp_rrun *fast = NULL;
+    for (size_t i = 0; i < p->n; i++) {
+        const rp_rrun *r = &p->runs[i];
+        if ((r->policy == MS_REBALANCE_PERIODIC_EPLB || r->policy == MS_REBALANCE_INCREMENTAL) &&
+            (!fast || r->total_us < fast->total_us))
+            fast = r;
+    }
+    bool end = !fast || same_span(&fast->every, &iv[0]) || same_span(&fast->every, &iv[n - 1]);
+    pick[0] = iv[0];
+    pick[1] = end ? iv[n / 2] : fast->every;
+    pick[2] = iv[n - 1];
+    return 3;
+}
+
+static void replay_section(page *pg, const view *v) {
+    if (!replay_count(v)) return;
+    section(pg, "replay", "Re-placement over time",
+            "How balanced each step is while the policies re-place experts (moesim replay): the mean over layers of "
+            "the max/mean device load of every step, one line per policy, static for reference. A triangle in a "
+            "policy's colour (and a thin line, where they are few) marks each re-placement at the first step the new "
+            "placement serves; the bars beneath are the bytes it copied. A red dashed line marks --after-request, "
+            "where the statistics split.");
+    for (size_t i = 0; i < v->r->n; i++) {
+        const rp_input *in = &v->r->in[i];
+        const rp_replay *p = in->replay;
+        if (!p) continue;
+        replay_heading(pg, in);
+        bool steps = false;
+        for (size_t k = 0; k < p->n; k++) steps |= p->runs[k].n_steps > 0;
+        if (!steps) {
+            note_html(pg, "Written with --no-steps: no imbalance per step to draw.");
+            continue;
+        }
+        ms_span *iv, pick[4];
+        size_t n_iv;
+        if (!replay_intervals(p, &iv, &n_iv)) {
+            pg->failed = true;
+            return;
+        }
+        size_t n_pick = replay_picks(p, iv, n_iv, pick);
+        if (n_pick < n_iv) {
+            char text[200];
+            snprintf(text, sizeof text,
+                     "%zu intervals: drawn are the smallest, the one of the fastest run (or the middle one) and "
+                     "the largest.", n_iv);
+            note_html(pg, text);
+        }
+        free(iv);
+        for (size_t k = 0; k < (n_pick ? n_pick : 1); k++) {
+            const ms_span *every = n_pick ? &pick[k] : NULL;
+            const rp_rrun *any = NULL;
+            for (size_t j = 0; j < p->n && !any && every; j++)
+                if (p->runs[j].policy != MS_REBALANCE_STATIC && same_span(&p->runs[j].every, every)) any = &p->runs[j];
+            size_t per = 1, marks = 0, nmax = 0;
+            ms_chart *c = replay_time_chart(in, every, &per, &marks);
+            for (size_t j = 0; j < p->n; j++) nmax = p->runs[j].n_steps > nmax ? p->runs[j].n_steps : nmax;
+            ms_sbuf cap;
+            ms_sbuf_init(&cap);
+            char sp[48], wp[48];
+            if (any)
+                ms_sbuf_printf(&cap, "Re-placing every %s (window %s, migration %s): ",
+                               ms_span_format(every, sp, sizeof sp), ms_span_format(&any->window, wp, sizeof wp),
+                               ms_migration_name(any->migration));
+            ms_sbuf_printf(&cap, "imbalance of every step under each policy; %zu marks at the steps re-placements take "
+                                 "effect, the bytes each copied beneath (GB).", marks);
+            if (per > 1)
+                ms_sbuf_printf(&cap, " Downsampled: each point is the mean of %zu consecutive steps (%zu steps).", per,
+                               nmax);
+            char slug[64];
+            if (every)
+                snprintf(slug, sizeof slug, "replay-%zu-every-%llu%s", i + 1, (unsigned long long)every->n,
+                         every->unit == MS_SPAN_TOKENS ? "tokens" : "steps");
+            else
+                snprintf(slug, sizeof slug, "replay-%zu-static", i + 1);
+            if (cap.failed) pg->failed = true;
+            add_chart(pg, c, slug, cap.s ? cap.s : "");
+            ms_sbuf_free(&cap);
+        }
+    }
+    section_end(pg);
+}
+
+/* "periodic-eplb every 50 steps (1098.76 ms); ..." for the groups of p with
+ * a best interval, appended to b; returns how many. */
+static size_t replay_bests(const rp_replay *p, ms_sbuf *b) {
+    size_t n = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        const rp_rrun *r = &p->runs[i];
+        size_t best = group_best(p, r);
+        bool first = true;
+        for (size_t j = 0; j < i && first; j++) first = !same_group(&p->runs[j], r);
+        if (best == SIZE_MAX || !first) continue;
+        char name[64], sp[48];
+        run_name(p, r, name, sizeof name);
+        ms_sbuf_printf(b, "%s%s every %s (%.6g ms)", n ? "; " : "", name,
+                       ms_span_format(&p->runs[best].every, sp, sizeof sp), p->runs[best].total_us / 1e3);
+        n++;
+    }
+    return n;
+}
+
+static void replay_table(page *pg, const rp_replay *p) {
+    ms_sbuf h;
+    ms_sbuf_init(&h);
+    char split[64];
+    snprintf(split, sizeof split, "mean imbalance from request %lld", (long long)p->after_request);
+    const char *cols[16] = {"policy", "interval", "window", "max moves", "re-placements", "replicas moved",
+                            "GB moved", "migration (ms)", "serving (ms)", "total (ms)", "mean imbalance"};
+    size_t nc = 11;
+    if (p->split_step >= 0) cols[nc++] = split;
+    cols[nc++] = "saved vs static (ms)";
+    cols[nc++] = "best interval";
+    cols[nc] = NULL;
+    ms_sbuf_puts(&h, "<div class=\"scroll\">");
+    th_row(&h, cols);
+    const rp_rrun *st = static_run(p);
+    for (size_t i = 0; i < p->n; i++) {
+        const rp_rrun *r = &p->runs[i];
+        char buf[64];
+        bool stat = r->policy == MS_REBALANCE_STATIC;
+        ms_sbuf_puts(&h, "<tr>");
+        run_name(p, r, buf, sizeof buf);
+        td_text(&h, buf, "l");
+        td_text(&h, stat ? "-" : ms_span_format(&r->every, buf, sizeof buf), "r");
+        td_text(&h, stat ? "-" : ms_span_format(&r->window, buf, sizeof buf), "r");
+        if (r->max_moves >= 0) td_num(&h, (double)r->max_moves, 8);
+        else td_text(&h, "-", "r");
+        td_num(&h, (double)r->replacements, 8);
+        td_num(&h, (double)r->moved, 8);
+        td_num(&h, r->bytes / 1e9, 4);
+        td_num(&h, r->migration_us / 1e3, 6);
+        td_num(&h, r->serve_us / 1e3, 6);
+        td_num(&h, r->total_us / 1e3, 6);
+        td_num(&h, r->imbalance, 4);
+        if (p->split_step >= 0) td_num(&h, r->imbalance_after, 4);
+        if (st && r != st) td_num(&h, (st->total_us - r->total_us) / 1e3, 6);
+        else td_text(&h, "-", "r");
+        td_text(&h, group_best(p, r) == i ? "best" : "", "l");
+        ms_sbuf_puts(&h, "</tr>\n");
+    }
+    ms_sbuf_puts(&h, "</table></div>\n");
+    add_html(pg, &h);
+}
+
+static void often_section(page *pg, const view *v) {
+    if (!replay_count(v)) return;
+    section(pg, "how-often", "How often to rebalance",
+            "Serving plus migration time of the whole trace against the re-placement interval: re-placing more often "
+            "follows the traffic more closely but copies more weights. Static (no re-placement) is the flat line, "
+            "the oracle (hindsight, copies free) the bound; a ring marks each policy's best interval.");
+    for (size_t i = 0; i < v->r->n; i++) {
+        const rp_input *in = &v->r->in[i];
+        const rp_replay *p = in->replay;
+        if (!p) continue;
+        replay_heading(pg, in);
+        ms_sbuf best;
+        ms_sbuf_init(&best);
+        size_t nb = replay_bests(p, &best);
+        ms_span *iv;
+        size_t n_iv;
+        if (!replay_intervals(p, &iv, &n_iv)) {
+            pg->failed = true;
+            ms_sbuf_free(&best);
+            return;
+        }
+        bool drawn = false;
+        for (int u = MS_SPAN_STEPS; u <= MS_SPAN_TOKENS; u++) {
+            size_t in_unit = 0;
+            for (size_t k = 0; k < n_iv; k++) in_unit += (int)iv[k].unit == u;
+            if (in_unit < 2) continue;
+            ms_sbuf cap;
+            ms_sbuf_init(&cap);
+            ms_sbuf_printf(&cap, "Total time (serving + migration) of each policy against its interval in %s.",
+                           u == MS_SPAN_TOKENS ? "tokens" : "steps");
+            if (nb) ms_sbuf_printf(&cap, " Best: %s.", best.s);
+            const rp_rrun *st = static_run(p);
+            if (st) ms_sbuf_printf(&cap, " Static: %.6g ms.", st->total_us / 1e3);
+            char slug[64];
+            snprintf(slug, sizeof slug, "replay-%zu-how-often%s", i + 1, u == MS_SPAN_TOKENS ? "-tokens" : "");
+            if (cap.failed) pg->failed = true;
+            add_chart(pg, replay_often_chart(in, (ms_span_unit)u), slug, cap.s ? cap.s : "");
+            ms_sbuf_free(&cap);
+            drawn = true;
+        }
+        free(iv);
+        if (!drawn)
+            note_html(pg, "One interval per policy: replay several (--rebalance-every 10,20,50) for the curve.");
+        if (nb) {
+            ms_sbuf h;
+            ms_sbuf_init(&h);
+            ms_sbuf_puts(&h, "<p>Best interval: ");
+            ms_sbuf_put_xml(&h, best.s);
+            ms_sbuf_puts(&h, ".</p>\n");
+            add_html(pg, &h);
+        }
+        if (best.failed) pg->failed = true;
+        ms_sbuf_free(&best);
+        replay_table(pg, p);
+    }
+    section_end(pg);
+}
+
 static void tables_section(page *pg, const view *v) {
     size_t n = 0;
     for (size_t i = 0; i < v->r->n; i++) n += v->r->in[i].table != NULL;
@@ -1273,6 +1780,8 @@ static ms_status build(const ms_report *r, const ms_report_opts *o, page *pg, ms
     experts_section(pg, &v);
     power_section(pg, &v);
     pareto_section(pg, &v);
+    replay_section(pg, &v);
+    often_section(pg, &v);
     tables_section(pg, &v);
     free(v.runs);
     free(v.place);

@@ -882,6 +882,224 @@ static ms_status read_scale(const json_t *root, const json_t *list, const char *
     return MS_OK;
 }
 
+/* ------------------------------------------------------------ replay */
+
+/* Strict readers of a replay file's keys: each error names the file and the
+ * key's place, e.g. "runs[2].summary.total_us". */
+static ms_status bad_key(ms_error *err, const char *path, const char *at, const char *key, const char *what) {
+    return ms_error_set(err, MS_E_INPUT, "%s: %s%s%s %s", path, at, *at ? "." : "", key, what);
+}
+
+/* o[key] as an integer >= 0. */
+static ms_status get_count(const json_t *o, const char *key, const char *path, const char *at, uint64_t *out,
+                           ms_error *err) {
+    const json_t *v = json_object_get(o, key);
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return bad_key(err, path, at, key, "is not a count (an integer >= 0)");
+    *out = (uint64_t)json_integer_value(v);
+    return MS_OK;
+}
+
+/* o[key] as a finite number >= 0; with null_ok, null reads as NAN. */
+static ms_status get_amount(const json_t *o, const char *key, bool null_ok, const char *path, const char *at,
+                            double *out, ms_error *err) {
+    const json_t *v = json_object_get(o, key);
+    if (null_ok && json_is_null(v)) {
+        *out = NAN;
+        return MS_OK;
+    }
+    double x = json_is_number(v) ? json_number_value(v) : NAN;
+    if (!(x >= 0) || !isfinite(x))
+        return bad_key(err, path, at, key, null_ok ? "is not a number >= 0 or null" : "is not a number >= 0");
+    *out = x;
+    return MS_OK;
+}
+
+/* o[key] as an interval {"n": N > 0, "unit": "steps" | "tokens"}. */
+static ms_status get_span(const json_t *o, const char *key, const char *path, const char *at, ms_span *out,
+                          ms_error *err) {
+    const json_t *v = json_object_get(o, key), *n = json_object_get(v, "n");
+    const char *u = jstr_in(v, "unit", "");
+    bool steps = strcmp(u, "steps") == 0, tokens = strcmp(u, "tokens") == 0;
+    if (!json_is_integer(n) || json_integer_value(n) <= 0 || (!steps && !tokens))
+        return bad_key(err, path, at, key, "is not an interval ({\"n\": N > 0, \"unit\": \"steps\" or \"tokens\"})");
+    *out = (ms_span){(uint64_t)json_integer_value(n), tokens ? MS_SPAN_TOKENS : MS_SPAN_STEPS};
+    return MS_OK;
+}
+
+static void replay_free(rp_replay *p) {
+    if (!p) return;
+    for (size_t i = 0; i < p->n; i++) {
+        free(p->runs[i].ev);
+        free(p->runs[i].step);
+        free(p->runs[i].imb);
+    }
+    free(p->runs);
+    free(p->trace);
+    free(p);
+}
+
+/* summary.before/after of run `at`: *split = before.steps when both are
+ * there and after.steps > 0, else -1; the mean imbalance after it. */
+static ms_status read_split(const json_t *s, const char *path, const char *at, int64_t *split, double *imb_after,
+                            ms_error *err) {
+    const json_t *b = json_object_get(s, "before"), *a = json_object_get(s, "after");
+    *split = -1;
+    *imb_after = NAN;
+    if (!b && !a) return MS_OK;
+    char bat[96], aat[96];
+    snprintf(bat, sizeof bat, "%s.before", at);
+    snprintf(aat, sizeof aat, "%s.after", at);
+    if (!json_is_object(b) || !json_is_object(a))
+        return ms_error_set(err, MS_E_INPUT, "%s: %s.before and .after are not both objects", path, at);
+    uint64_t nb, na;
+    double ib;
+    ms_status st = get_count(b, "steps", path, bat, &nb, err);
+    if (st == MS_OK) st = get_count(a, "steps", path, aat, &na, err);
+    if (st == MS_OK) st = get_amount(b, "imbalance", true, path, bat, &ib, err);
+    if (st == MS_OK) st = get_amount(a, "imbalance", true, path, aat, imb_after, err);
+    if (st == MS_OK && na > 0) *split = (int64_t)nb;
+    return st;
+}
+
+static ms_status read_replay_events(const json_t *o, const char *path, const char *at, rp_rrun *r, ms_error *err) {
+    const json_t *ev = json_object_get(o, "events");
+    if (!json_is_array(ev)) return bad_key(err, path, at, "events", "is not a list");
+    size_t n = json_array_size(ev);
+    if (n != r->replacements)
+        return ms_error_set(err, MS_E_INPUT, "%s: %s has %zu events but summary.replacements is %llu", path, at, n,
+                            (unsigned long long)r->replacements);
+    r->ev = calloc(n ? n : 1, sizeof *r->ev);
+    if (!r->ev) return nomem(err);
+    for (size_t k = 0; k < n; k++) {
+        const json_t *e = json_array_get(ev, k);
+        char eat[96];
+        snprintf(eat, sizeof eat, "%s.events[%zu]", at, k);
+        if (!json_is_object(e)) return ms_error_set(err, MS_E_INPUT, "%s: %s is not an object", path, eat);
+        rp_revent *x = &r->ev[k];
+        ms_status st = get_count(e, "point", path, eat, &x->point, err);
+        if (st == MS_OK) st = get_count(e, "effective", path, eat, &x->effective, err);
+        if (st == MS_OK) st = get_count(e, "replicas_moved", path, eat, &x->moved, err);
+        if (st == MS_OK) st = get_amount(e, "bytes", false, path, eat, &x->bytes, err);
+        if (st != MS_OK) return st;
+        if (x->effective < x->point)
+            return ms_error_set(err, MS_E_INPUT, "%s: %s takes effect (step %llu) before its decision (step %llu)",
+                                path, eat, (unsigned long long)x->effective, (unsigned long long)x->point);
+        r->n_ev++;
+    }
+    return MS_OK;
+}
+
+static ms_status read_replay_steps(const json_t *o, const char *path, const char *at, rp_rrun *r, ms_error *err) {
+    const json_t *steps = json_object_get(o, "steps");
+    if (!steps) return MS_OK; /* --no-steps */
+    if (!json_is_array(steps)) return bad_key(err, path, at, "steps", "is not a list");
+    size_t n = json_array_size(steps);
+    r->step = ms_alloc_array(n ? n : 1, sizeof *r->step, NULL);
+    r->imb = ms_alloc_array(n ? n : 1, sizeof *r->imb, NULL);
+    if (!r->step || !r->imb) return nomem(err);
+    for (size_t k = 0; k < n; k++) {
+        const json_t *x = json_array_get(steps, k);
+        char sat[96];
+        snprintf(sat, sizeof sat, "%s.steps[%zu]", at, k);
+        if (!json_is_object(x)) return ms_error_set(err, MS_E_INPUT, "%s: %s is not an object", path, sat);
+        uint64_t step;
+        ms_status st = get_count(x, "step", path, sat, &step, err);
+        if (st == MS_OK) st = get_amount(x, "imbalance", true, path, sat, &r->imb[k], err);
+        if (st != MS_OK) return st;
+        if (k && (double)step <= r->step[k - 1])
+            return ms_error_set(err, MS_E_INPUT, "%s: %s.step %llu does not follow step %.0f", path, sat,
+                                (unsigned long long)step, r->step[k - 1]);
+        r->step[k] = (double)step;
+        r->n_steps++;
+    }
+    return MS_OK;
+}
+
+/* runs[i] of a replay file; *split as read_split. */
+static ms_status read_replay_run(const json_t *o, size_t i, const char *path, rp_rrun *r, int64_t *split,
+                                 ms_error *err) {
+    char at[48], sat[64];
+    snprintf(at, sizeof at, "runs[%zu]", i);
+    snprintf(sat, sizeof sat, "runs[%zu].summary", i);
+    if (!json_is_object(o)) return ms_error_set(err, MS_E_INPUT, "%s: %s is not an object", path, at);
+    ms_error perr = {0};
+    const char *pol = jstr_in(o, "policy", NULL), *mig = jstr_in(o, "migration", NULL);
+    if (!pol) return bad_key(err, path, at, "policy", "is missing");
+    if (ms_rebalance_parse(pol, &r->policy, &perr) != MS_OK)
+        return ms_error_set(err, MS_E_INPUT, "%s: %s.policy: %s", path, at, perr.msg);
+    if (!mig) return bad_key(err, path, at, "migration", "is missing");
+    if (ms_migration_parse(mig, &r->migration, &perr) != MS_OK)
+        return ms_error_set(err, MS_E_INPUT, "%s: %s.migration: %s", path, at, perr.msg);
+    ms_status st = get_span(o, "every", path, at, &r->every, err);
+    if (st == MS_OK) st = get_span(o, "window", path, at, &r->window, err);
+    if (st != MS_OK) return st;
+    r->max_moves = -1;
+    if (json_object_get(o, "max_moves")) {
+        uint64_t m;
+        if ((st = get_count(o, "max_moves", path, at, &m, err)) != MS_OK) return st;
+        r->max_moves = (int64_t)(m > INT64_MAX ? INT64_MAX : m);
+    } else if (r->policy == MS_REBALANCE_INCREMENTAL) {
+        return bad_key(err, path, at, "max_moves", "is missing (an incremental run's copies per decision)");
+    }
+    const json_t *s = json_object_get(o, "summary");
+    if (!json_is_object(s)) return bad_key(err, path, at, "summary", "is not an object");
+    st = get_count(s, "replacements", path, sat, &r->replacements, err);
+    if (st == MS_OK) st = get_count(s, "replicas_moved", path, sat, &r->moved, err);
+    if (st == MS_OK) st = get_amount(s, "bytes_moved", false, path, sat, &r->bytes, err);
+    if (st == MS_OK) st = get_amount(s, "serve_us", false, path, sat, &r->serve_us, err);
+    if (st == MS_OK) st = get_amount(s, "migration_us", false, path, sat, &r->migration_us, err);
+    if (st == MS_OK) st = get_amount(s, "total_us", false, path, sat, &r->total_us, err);
+    if (st == MS_OK) st = get_amount(s, "imbalance", true, path, sat, &r->imbalance, err);
+    if (st == MS_OK) st = read_split(s, path, sat, split, &r->imbalance_after, err);
+    if (st == MS_OK) st = read_replay_events(o, path, at, r, err);
+    if (st == MS_OK) st = read_replay_steps(o, path, at, r, err);
+    return st;
+}
+
+/* moesim replay --format json: {"format": "moesim-replay", "trace": {"label", ...},
+ * "options": {"after_request": N | null, ...}, "runs": [...]}. */
+static ms_status read_replay(const json_t *root, const char *path, rp_input *in, ms_error *err) {
+    rp_replay *p = calloc(1, sizeof *p);
+    if (!p) return nomem(err);
+    in->replay = p;
+    const json_t *tr = json_object_get(root, "trace"), *opt = json_object_get(root, "options");
+    const char *label = jstr_in(tr, "label", NULL);
+    if (!label) return bad_key(err, path, "trace", "label", "is missing (a replay names its trace)");
+    if (!(p->trace = dupstr(label))) return nomem(err);
+    digest_of(root, p->digest);
+    if (opt && !json_is_object(opt)) return bad_key(err, path, "", "options", "is not an object");
+    const json_t *ar = json_object_get(opt, "after_request");
+    p->after_request = -1;
+    if (ar && !json_is_null(ar)) {
+        if (!json_is_integer(ar) || json_integer_value(ar) < 0)
+            return bad_key(err, path, "options", "after_request", "is not a request number or null");
+        p->after_request = (int64_t)json_integer_value(ar);
+    }
+    const json_t *runs = json_object_get(root, "runs");
+    size_t n = json_array_size(runs);
+    if (!json_is_array(runs) || !n) return ms_error_set(err, MS_E_INPUT, "%s: a replay without runs", path);
+    p->runs = calloc(n, sizeof *p->runs);
+    if (!p->runs) return nomem(err);
+    int64_t first_split = -1;
+    for (size_t i = 0; i < n; i++) {
+        int64_t split;
+        p->n++;
+        ms_status st = read_replay_run(json_array_get(runs, i), i, path, &p->runs[i], &split, err);
+        if (st != MS_OK) return st;
+        if (i == 0) first_split = split;
+    }
+    p->split_step = p->after_request >= 0 ? first_split : -1;
+    ms_sbuf b;
+    ms_sbuf_init(&b);
+    ms_sbuf_printf(&b, "replay of %s: %zu runs, migration %s", p->trace, p->n, ms_migration_name(p->runs[0].migration));
+    if (p->split_step >= 0)
+        ms_sbuf_printf(&b, "; split at request %lld (step %lld)", (long long)p->after_request,
+                       (long long)p->split_step);
+    in->info = b.s;
+    return b.failed ? nomem(err) : MS_OK;
+}
+
 /* ------------------------------------------------------- tables */
 
 static void table_free(rp_table *t) {
@@ -1012,6 +1230,7 @@ void rp_input_clear(rp_input *in) {
         free(in->pareto->axes);
         free(in->pareto);
     }
+    replay_free(in->replay);
     table_free(in->table);
     free(in->info);
     memset(in, 0, sizeof *in);
@@ -1100,7 +1319,10 @@ ms_status rp_read_file(const char *path, rp_input *in, ms_error *err) {
         in->info = dupstr(info);
         return MS_OK;
     }
-    if (json_array_size(json_object_get(root, "per_layer")) &&
+    if (json_is_string(fmt) && strcmp(json_string_value(fmt), "moesim-replay") == 0) {
+        in->kind = MS_REPORT_REPLAY;
+        st = read_replay(root, path, in, err);
+    } else if (json_array_size(json_object_get(root, "per_layer")) &&
         json_is_array(json_object_get(json_array_get(json_object_get(root, "per_layer"), 0), "expert_load"))) {
         in->kind = MS_REPORT_STATS;
         st = read_stats(root, path, in, err);

@@ -3,6 +3,7 @@
 #ifndef MOESIM_REPORT_INTERNAL_H
 #define MOESIM_REPORT_INTERNAL_H
 
+#include "moesim/online.h"
 #include "moesim/place.h"
 #include "moesim/report.h"
 
@@ -91,6 +92,38 @@ typedef struct rp_pareto {
     rp_ppoint *pts;
 } rp_pareto;
 
+/* A replay file (moesim replay --format json): one run per policy, interval
+ * and budget, with its re-placements and (unless --no-steps) its steps. */
+typedef struct rp_revent {
+    uint64_t point, effective; /* decision after `point` steps; first step it serves */
+    uint64_t moved;            /* replicas copied */
+    double bytes;
+} rp_revent;
+
+typedef struct rp_rrun {
+    ms_rebalance policy;
+    ms_span every, window;
+    int64_t max_moves;         /* -1 when the run has none */
+    ms_migration migration;
+    uint64_t replacements, moved;
+    double bytes, serve_us, migration_us, total_us;
+    double imbalance;          /* mean over steps (NAN when null) */
+    double imbalance_after;    /* from the split on (NAN without one) */
+    size_t n_ev;
+    rp_revent *ev;
+    size_t n_steps;            /* 0 when written with --no-steps */
+    double *step, *imb;        /* [n_steps]: step number, mean imbalance (NAN when null) */
+} rp_rrun;
+
+typedef struct rp_replay {
+    char *trace;               /* the trace's label */
+    char digest[24];
+    int64_t after_request;     /* -1 = no split */
+    int64_t split_step;        /* first step from the split on (-1 = none) */
+    size_t n;
+    rp_rrun *runs;
+} rp_replay;
+
 typedef struct rp_table {
     /* a generic table: columns and rows of text cells */
     size_t n_cols, n_rows;
@@ -110,6 +143,7 @@ typedef struct rp_input {
     rp_power *power;    /* [n_power] */
     rp_scale *scale;
     rp_pareto *pareto;
+    rp_replay *replay;
     rp_table *table;    /* sweep rows or other numbers */
     char *info;         /* a one-line description of the inputs that produced it */
 } rp_input;

@@ -10,7 +10,15 @@ typedef struct series {
     double *x, *y;
     size_t n;
     bool step, points;
+    size_t color; /* palette index (its own index unless set) */
 } series;
+
+/* A mark on the x axis or a bar of the strip, tied to a series' colour. */
+typedef struct xitem {
+    size_t series;
+    double x, y;
+    char *tip;
+} xitem;
 
 typedef struct refline {
     bool vertical;
@@ -29,6 +37,10 @@ struct ms_chart {
     size_t ns;
     refline *ref;
     size_t nref;
+    xitem *xm, *sb, *rg; /* x marks, strip bars, rings */
+    size_t nxm, nsb, nrg;
+    int strip_h;        /* 0 = no strip */
+    char *slabel, *sunit;
     char **cats;
     size_t ncat;
     unsigned char *mark;
@@ -257,6 +269,14 @@ void ms_chart_free(ms_chart *c) {
     free(c->s);
     for (size_t i = 0; i < c->nref; i++) free(c->ref[i].label);
     free(c->ref);
+    for (size_t i = 0; i < c->nxm; i++) free(c->xm[i].tip);
+    free(c->xm);
+    for (size_t i = 0; i < c->nsb; i++) free(c->sb[i].tip);
+    free(c->sb);
+    for (size_t i = 0; i < c->nrg; i++) free(c->rg[i].tip);
+    free(c->rg);
+    free(c->slabel);
+    free(c->sunit);
     free_strs(c->cats, c->ncat);
     free(c->mark);
     free(c->mark_label);
@@ -306,6 +326,7 @@ static series *new_series(ms_chart *c, const char *name) {
     series *n = &c->s[c->ns];
     memset(n, 0, sizeof *n);
     n->name = dup_str(c, name ? name : "");
+    n->color = c->ns;
     c->ns++;
     return n;
 }
@@ -380,6 +401,39 @@ static void add_ref(ms_chart *c, bool vertical, double v, const char *label) {
 
 void ms_chart_add_vline(ms_chart *c, double x, const char *label) { add_ref(c, true, x, label); }
 void ms_chart_add_hline(ms_chart *c, double y, const char *label) { add_ref(c, false, y, label); }
+
+static void add_xitem(ms_chart *c, xitem **v, size_t *n, size_t si, double x, double y, const char *tip) {
+    xitem *t = realloc(*v, (*n + 1) * sizeof *t);
+    if (!t) {
+        c->failed = true;
+        return;
+    }
+    *v = t;
+    t[*n] = (xitem){si, x, y, dup_str(c, tip)};
+    (*n)++;
+}
+
+void ms_chart_add_xmark(ms_chart *c, size_t si, double x, const char *tip) {
+    add_xitem(c, &c->xm, &c->nxm, si, x, NAN, tip);
+}
+
+void ms_chart_add_ring(ms_chart *c, size_t si, double x, double y, const char *tip) {
+    add_xitem(c, &c->rg, &c->nrg, si, x, y, tip);
+}
+
+void ms_chart_set_strip(ms_chart *c, int height, const char *label, const char *unit) {
+    c->strip_h = height < 16 ? 16 : height > 1000 ? 1000 : height;
+    set_str(c, &c->slabel, label);
+    set_str(c, &c->sunit, unit);
+}
+
+void ms_chart_add_strip_bar(ms_chart *c, size_t si, double x, double y, const char *tip) {
+    add_xitem(c, &c->sb, &c->nsb, si, x, y, tip);
+}
+
+void ms_chart_set_series_color(ms_chart *c, size_t si, size_t k) {
+    if (si < c->ns) c->s[si].color = k;
+}
 
 static char **dup_strs(ms_chart *c, const char *const *names, size_t n, const char *fallback_fmt) {
     char **v = calloc(n ? n : 1, sizeof *v);
@@ -627,7 +681,7 @@ static double max_tick_w(const axis *a) {
     return w;
 }
 
-static void draw_y_axis(const ms_chart *c, ms_sbuf *b, const axis *ya, const frame *f) {
+static void draw_y_axis(ms_sbuf *b, const axis *ya, const frame *f, const char *label, const char *unit) {
     char buf[48];
     for (size_t i = 0; i < ya->nt; i++) {
         double y = map(ya, ya->t[i], f->y1, f->y0);
@@ -637,7 +691,7 @@ static void draw_y_axis(const ms_chart *c, ms_sbuf *b, const axis *ya, const fra
         text(b, f->x0 - 7, y + 4, "end", "font-size=\"11\" fill=\"#333333\"", buf);
     }
     char title[256];
-    axis_title(title, sizeof title, c->ylabel, c->yunit);
+    axis_title(title, sizeof title, label, unit);
     double cy = (f->y0 + f->y1) / 2;
     ms_sbuf_puts(b, "<text x=\"14\" y=\"");
     ms_sbuf_put_coord(b, cy);
@@ -671,6 +725,53 @@ static void clip_def(ms_sbuf *b, const char *pfx, const frame *f) {
 
 static bool usable(const axis *a, double v) { return isfinite(v) && (!a->log || v > 0); }
 
+/* A <title> tooltip of s, when there is one. */
+static void put_tip(ms_sbuf *b, const char *s) {
+    if (!s || !*s) return;
+    ms_sbuf_puts(b, "<title>");
+    ms_sbuf_put_xml(b, s);
+    ms_sbuf_puts(b, "</title>");
+}
+
+#define MARK_W 6      /* pixels between the marks (and strip bars) of series at one x */
+#define MARK_LINES 40 /* most x marks drawn with a line across the plot */
+
+/* Pixel offsets per series of its x marks and strip bars: the series that
+ * have some stand side by side, MARK_W apart, in series order, centred on
+ * the x they mark. NULL when out of memory. */
+static double *mark_shifts(const ms_chart *c) {
+    double *shift = calloc(c->ns ? c->ns : 1, sizeof *shift);
+    if (!shift) return NULL;
+    for (size_t i = 0; i < c->nxm; i++)
+        if (c->xm[i].series < c->ns) shift[c->xm[i].series] = 1;
+    for (size_t i = 0; i < c->nsb; i++)
+        if (c->sb[i].series < c->ns) shift[c->sb[i].series] = 1;
+    double m = 0;
+    for (size_t i = 0; i < c->ns; i++) m += shift[i];
+    double rank = 0;
+    for (size_t i = 0; i < c->ns; i++) {
+        bool has = shift[i] > 0;
+        shift[i] = (rank - (m - 1) / 2) * MARK_W;
+        rank += has;
+    }
+    return shift;
+}
+
+/* The strip's bars in frame sf, MARK_W - 1 pixels wide, offset by shift. */
+static void draw_strip_bars(const ms_chart *c, ms_sbuf *b, const axis *xa, const axis *sa, const frame *sf,
+                            const double *shift) {
+    for (size_t i = 0; i < c->nsb; i++) {
+        const xitem *t = &c->sb[i];
+        if (t->series >= c->ns || !usable(xa, t->x) || !(t->y >= 0 && isfinite(t->y))) continue;
+        double x = map(xa, t->x, sf->x0, sf->x1) + shift[t->series] - (MARK_W - 1) / 2.0;
+        double y = map(sa, t->y, sf->y1, sf->y0);
+        rect(b, x, y, MARK_W - 1, sf->y1 - y, ms_chart_color(c->s[t->series].color), "");
+        ms_sbuf_puts(b, ">");
+        put_tip(b, t->tip);
+        ms_sbuf_puts(b, "</rect>\n");
+    }
+}
+
 static ms_status render_line(const ms_chart *c, ms_sbuf *b, bool standalone, const char *id, ms_error *err) {
     double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
     size_t points = 0;
@@ -688,39 +789,62 @@ static ms_status render_line(const ms_chart *c, ms_sbuf *b, bool standalone, con
         if (c->ref[i].vertical && (!c->xlog || v > 0)) xlo = fmin(xlo, v), xhi = fmax(xhi, v);
         if (!c->ref[i].vertical && (!c->ylog || v > 0)) ylo = fmin(ylo, v), yhi = fmax(yhi, v);
     }
+    double shi = 0; /* the strip's largest bar */
+    const xitem *const items3[3] = {c->xm, c->sb, c->rg};
+    const size_t n3[3] = {c->nxm, c->nsb, c->nrg};
+    for (int pass = 0; pass < 3; pass++)
+        for (size_t i = 0; i < n3[pass]; i++) {
+            const xitem *t = &items3[pass][i];
+            bool y_ok = isfinite(t->y) && (pass == 1 ? t->y >= 0 : !c->ylog || t->y > 0);
+            if (!isfinite(t->x) || (c->xlog && t->x <= 0) || (pass && !y_ok)) continue;
+            xlo = fmin(xlo, t->x), xhi = fmax(xhi, t->x);
+            if (pass == 1) shi = fmax(shi, t->y);
+            if (pass == 2) ylo = fmin(ylo, t->y), yhi = fmax(yhi, t->y);
+        }
     if (!c->ylog && ylo > 0 && ylo < 0.5 * yhi) ylo = 0; /* start at zero when it is near */
-    axis xa, ya;
+    axis xa, ya, sa;
     make_axis(&xa, xlo, xhi, c->xlog, c->xlo, c->xhi, 8);
     make_axis(&ya, ylo, yhi, c->ylog, c->ylo, c->yhi, 6);
+    make_axis(&sa, 0, shi > 0 ? shi : 1, false, 0, NAN, 2);
 
     legend_item items[64];
     size_t nit = 0;
     for (size_t i = 0; i < c->ns && nit < 64; i++)
-        items[nit++] = (legend_item){c->s[i].name, ms_chart_color(i), dash_of(i), 0};
+        items[nit++] = (legend_item){c->s[i].name, ms_chart_color(c->s[i].color), dash_of(c->s[i].color), 0};
     bool legend = c->ns > 1;
     frame f;
-    f.x0 = 30 + max_tick_w(&ya) + 10;
+    f.x0 = 30 + fmax(max_tick_w(&ya), c->strip_h ? max_tick_w(&sa) : 0) + 10;
     f.y0 = top_margin(c);
     f.y1 = c->h - 44;
     double lw = legend ? legend_width(items, nit, c->w * 0.34) : 0;
     f.x1 = c->w - 16 - (legend ? lw + 8 : 0);
     if (f.x1 - f.x0 < 60) f.x1 = f.x0 + 60;
+    /* the strip beneath the plot; the x axis goes under it */
+    frame sf = {f.x0, f.x1, f.y1 + 12, f.y1 + 12 + c->strip_h};
+    double bottom = c->strip_h ? sf.y1 : f.y1;
+    int h = c->h + (c->strip_h ? c->strip_h + 12 : 0);
+    double *shift = mark_shifts(c);
+    if (!shift) return ms_error_set(err, MS_E_NOMEM, "out of memory while drawing chart '%s'", c->title);
 
-    header(c, b, standalone, id, c->h);
+    header(c, b, standalone, id, h);
     char pfx[96];
     snprintf(pfx, sizeof pfx, "%s", id ? id : "chart");
     clip_def(b, pfx, &f);
-    draw_y_axis(c, b, &ya, &f);
+    draw_y_axis(b, &ya, &f, c->ylabel, c->yunit);
+    if (c->strip_h) draw_y_axis(b, &sa, &sf, c->slabel, c->sunit);
     char buf[48];
     for (size_t i = 0; i < xa.nt; i++) {
         double x = map(&xa, xa.t[i], f.x0, f.x1);
         line(b, x, f.y0, x, f.y1, "stroke=\"#f0f0f0\" stroke-width=\"1\"");
-        line(b, x, f.y1, x, f.y1 + 4, "stroke=\"#444444\" stroke-width=\"1\"");
+        if (c->strip_h) line(b, x, sf.y0, x, sf.y1, "stroke=\"#f0f0f0\" stroke-width=\"1\"");
+        line(b, x, bottom, x, bottom + 4, "stroke=\"#444444\" stroke-width=\"1\"");
         tick_label(&xa, xa.t[i], buf, sizeof buf);
-        text(b, x, f.y1 + 17, "middle", "font-size=\"11\" fill=\"#333333\"", buf);
+        text(b, x, bottom + 17, "middle", "font-size=\"11\" fill=\"#333333\"", buf);
     }
     line(b, f.x0, f.y1, f.x1, f.y1, "stroke=\"#444444\" stroke-width=\"1\"");
-    draw_x_title(c, b, &f, c->h - 8);
+    if (c->strip_h) line(b, f.x0, sf.y1, f.x1, sf.y1, "stroke=\"#444444\" stroke-width=\"1\"");
+    draw_x_title(c, b, &f, h - 8);
+    draw_strip_bars(c, b, &xa, &sa, &sf, shift);
 
     ms_sbuf_puts(b, "<g clip-path=\"url(#");
     ms_sbuf_put_xml(b, pfx);
@@ -736,8 +860,8 @@ static ms_status render_line(const ms_chart *c, ms_sbuf *b, bool standalone, con
             if (!open) {
                 /* earlier series drawn wider, so a later one on top of it leaves it visible */
                 double sw = c->ns > 1 && c->ns <= 3 ? 2 + 1.2 * (double)(c->ns - 1 - i) : 2;
-                ms_sbuf_printf(b, "<path stroke=\"%s\" stroke-width=\"%.1f\"%s d=\"M", ms_chart_color(i), sw,
-                               dash_of(i));
+                ms_sbuf_printf(b, "<path stroke=\"%s\" stroke-width=\"%.1f\"%s d=\"M", ms_chart_color(s->color), sw,
+                               dash_of(s->color));
                 ms_sbuf_put_coord(b, x);
                 ms_sbuf_puts(b, " ");
                 ms_sbuf_put_coord(b, y);
@@ -767,7 +891,7 @@ static ms_status render_line(const ms_chart *c, ms_sbuf *b, bool standalone, con
                 ms_sbuf_put_coord(b, map(&xa, s->x[j], f.x0, f.x1));
                 ms_sbuf_puts(b, "\" cy=\"");
                 ms_sbuf_put_coord(b, map(&ya, s->y[j], f.y1, f.y0));
-                ms_sbuf_printf(b, "\" r=\"3\" fill=\"%s\"/>\n", ms_chart_color(i));
+                ms_sbuf_printf(b, "\" r=\"3\" fill=\"%s\"/>\n", ms_chart_color(s->color));
             }
         }
     }
@@ -785,6 +909,37 @@ static ms_status render_line(const ms_chart *c, ms_sbuf *b, bool standalone, con
             line(b, f.x0, y, f.x1, y, "stroke=\"#C00000\" stroke-width=\"1.5\" stroke-dasharray=\"5 4\"");
             text(b, f.x1 - 4, y - 5, "end", "font-size=\"11\" fill=\"#C00000\"", r->label);
         }
+    }
+    for (size_t i = 0; i < c->nxm; i++) {
+        const xitem *t = &c->xm[i];
+        if (t->series >= c->ns || !usable(&xa, t->x)) continue;
+        const char *col = ms_chart_color(c->s[t->series].color);
+        double x = map(&xa, t->x, f.x0, f.x1) + shift[t->series];
+        ms_sbuf_puts(b, "<g class=\"xmark\">");
+        put_tip(b, t->tip);
+        if (c->nxm <= MARK_LINES) {
+            char attrs[96];
+            snprintf(attrs, sizeof attrs, "stroke=\"%s\" stroke-width=\"1\" stroke-opacity=\"0.45\"", col);
+            line(b, x, f.y0, x, bottom, attrs);
+        }
+        ms_sbuf_puts(b, "<path d=\"M");
+        ms_sbuf_put_coord(b, x - MARK_W / 2.0);
+        ms_sbuf_puts(b, " ");
+        ms_sbuf_put_coord(b, f.y0 - 7);
+        ms_sbuf_printf(b, "h%dl-%g 7z\" fill=\"%s\"/></g>\n", MARK_W, MARK_W / 2.0, col);
+    }
+    free(shift);
+    for (size_t i = 0; i < c->nrg; i++) {
+        const xitem *t = &c->rg[i];
+        if (t->series >= c->ns || !usable(&xa, t->x) || !usable(&ya, t->y)) continue;
+        ms_sbuf_puts(b, "<g class=\"ring\">");
+        put_tip(b, t->tip);
+        ms_sbuf_puts(b, "<circle cx=\"");
+        ms_sbuf_put_coord(b, map(&xa, t->x, f.x0, f.x1));
+        ms_sbuf_puts(b, "\" cy=\"");
+        ms_sbuf_put_coord(b, map(&ya, t->y, f.y1, f.y0));
+        ms_sbuf_printf(b, "\" r=\"7\" fill=\"none\" stroke=\"%s\" stroke-width=\"2.5\"/></g>\n",
+                       ms_chart_color(c->s[t->series].color));
     }
     if (legend) draw_legend(b, items, nit, f.x1 + 12, f.y0, lw);
     ms_sbuf_puts(b, "</svg>\n");
@@ -825,7 +980,7 @@ static ms_status render_bar(const ms_chart *c, ms_sbuf *b, bool standalone, cons
     legend_item items[66];
     size_t nit = 0;
     for (size_t i = 0; i < c->ns && nit < 64; i++)
-        items[nit++] = (legend_item){c->s[i].name, ms_chart_color(i), "", 1};
+        items[nit++] = (legend_item){c->s[i].name, ms_chart_color(c->s[i].color), "", 1};
     bool marks = c->mark && c->nmark;
     if (marks) items[nit++] = (legend_item){c->mark_label, ACCENT, "", 1};
     bool legend = c->ns > 1 || marks;
@@ -851,7 +1006,7 @@ static ms_status render_bar(const ms_chart *c, ms_sbuf *b, bool standalone, cons
     if (h < c->h) h = c->h;
 
     header(c, b, standalone, id, h);
-    draw_y_axis(c, b, &ya, &f);
+    draw_y_axis(b, &ya, &f, c->ylabel, c->yunit);
     double base = map(&ya, 0 < ya.lo ? ya.lo : 0 > ya.hi ? ya.hi : 0, f.y1, f.y0);
     double inner = band * (n > 64 ? 0.9 : 0.78);
     size_t bars = n * (c->stacked ? 1 : c->ns);
@@ -879,7 +1034,7 @@ static ms_status render_bar(const ms_chart *c, ms_sbuf *b, bool standalone, cons
                 ybot = map(&ya, v >= 0 ? 0 : v, f.y1, f.y0);
                 if (v >= 0) ytop = fmin(ytop, base), ybot = base;
             }
-            const char *fill = ms_chart_color(i);
+            const char *fill = ms_chart_color(c->s[i].color);
             if (i == 0 && marks && k < c->nmark && c->mark[k]) fill = ACCENT;
             rect(b, bx, ytop, bw > 1.2 ? bw - (n > 64 ? 0 : 0.6) : bw, ybot - ytop, fill, "");
             ms_sbuf_puts(b, "><title>");

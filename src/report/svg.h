@@ -1,7 +1,9 @@
-/* svg.h - a small chart library that writes SVG: line charts (and CDFs),
- * bar charts (grouped or stacked, with marked bars), and heatmaps (device
- * grids, co-activation matrices). Every chart has a title, axes with ticks,
- * units and labels, and a legend where there is more than one series.
+/* svg.h - a small chart library that writes SVG: line charts (and CDFs,
+ * with marks of events on the x axis, rings around points and a strip of
+ * bars beneath), bar charts (grouped or stacked, with marked bars), and
+ * heatmaps (device grids, co-activation matrices). Every chart has a title,
+ * axes with ticks, units and labels, and a legend where there is more than
+ * one series.
  *
  * Build a chart with ms_chart_new and the setters (each copies what it is
  * given), then ms_chart_render appends the SVG text to a buffer. The same
@@ -53,6 +55,29 @@ void ms_chart_add_cdf(ms_chart *c, const char *name, const double *v, size_t n);
 /* Reference lines across the plot with a label, e.g. a power wall. */
 void ms_chart_add_vline(ms_chart *c, double x, const char *label);
 void ms_chart_add_hline(ms_chart *c, double y, const char *label);
+/* Line charts: a mark on the x axis at x in the colour of series `series`
+ * (an index in the order added), e.g. an event: a triangle above the plot
+ * and, unless the chart has more than 40 of them, a thin line across the
+ * plot (and the strip); `tip` (may be NULL) is its tooltip. Marks of several
+ * series at one x stand side by side. Each renders as one element of class
+ * "xmark". Ignored at render time when series is out of range. */
+void ms_chart_add_xmark(ms_chart *c, size_t series, double x, const char *tip);
+/* Line charts: a ring around the point (x, y) in the colour of series
+ * `series`, e.g. the best point of a curve; tip (may be NULL) its tooltip.
+ * Each renders as one element of class "ring". */
+void ms_chart_add_ring(ms_chart *c, size_t series, double x, double y, const char *tip);
+/* Line charts: a strip of bars beneath the plot, sharing its x axis, height
+ * pixels tall (16..1000; the chart grows by it plus a gap), with its own
+ * linear y axis from 0 titled label (unit). */
+void ms_chart_set_strip(ms_chart *c, int height, const char *label, const char *unit);
+/* A bar of the strip at x, value y (>= 0; others are left out), in the colour
+ * of series `series`; bars of different series at one x stand side by side.
+ * tip (may be NULL) is its tooltip. */
+void ms_chart_add_strip_bar(ms_chart *c, size_t series, double x, double y, const char *tip);
+/* Draws series `series` (an index in the order added; others are ignored)
+ * in palette colour k and its dash (ms_chart_color(k)) instead of its own,
+ * so that a name keeps its colour across charts. */
+void ms_chart_set_series_color(ms_chart *c, size_t series, size_t k);
 
 /* Bar charts: category names (copied) and one value per category per
  * series. stacked puts the series on top of each other. */

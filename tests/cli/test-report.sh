@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # moesim report end to end: results of gen/stats/place/simulate/compare/power/
-# scale/sweep -> one HTML page + standalone SVGs; static checks (well-formed
+# scale/sweep/replay -> one HTML page + standalone SVGs; static checks (well-formed
 # SVG, no scripts, no network, every section), then real headless Chromium:
 # the page loads without console errors, its DOM holds every chart with
 # content, every standalone chart paints (pixels counted in a screenshot), and
@@ -51,7 +51,10 @@ fi
 # a Pareto answer (place --pareto): the front chart with the algorithms as points
 "$bin" place tr --algo search --pareto time,peak-power --rows 2 --cols 8 --slots 6 "${sim[@]}" --route least-loaded \
   --iterations 400 --pareto-searches 3 --pareto-algos eplb,replicate,pair -o front.json > /dev/null
-inputs+=(front.json sweep.json tr)
+# a replay of the trace and its shifted copy (re-placement over time, how often to rebalance)
+"$bin" replay "tr+tr@permute=3" --placement eplb.json --batch prefill --batch-tokens 512 --cost-model roofline \
+  --rebalance-every 2,4,8 --max-moves 16 --after-request 40 --format json -o replay.json --quiet
+inputs+=(front.json sweep.json replay.json tr)
 
 "$bin" report "${inputs[@]}" -o report.html --svg-dir svg --title "moesim test report" --format json > summary.json
 "$bin" report "${inputs[@]}" -o report2.html --title "moesim test report" --quiet > /dev/null
@@ -86,6 +89,18 @@ assert "pareto" in kinds, kinds
 need.append("pareto")
 assert "Layer time against peak power" in text and "Energy per token against peak power" in text
 assert "eplb (init)" in text, "EPLB is not a point of the front chart"
+assert "replay" in kinds, kinds
+need += ["replay", "how-often"]
+rp = json.load(open("replay.json"))
+for every in sorted({r["every"]["n"] for r in rp["runs"] if r["policy"] != "static"}):
+    assert f"Imbalance over time, re-placing every {every} steps" in text, every
+assert "Total time against the re-placement interval" in text and ">from request 40</text>" in text
+# a mark per re-placement (three intervals: every one drawn), a ring per policy's best interval
+assert text.count('class="xmark"') == sum(len(r["events"]) for r in rp["runs"]), "re-placement marks"
+assert text.count('class="ring"') == 2, "best intervals"
+for pol in ["periodic-eplb", "incremental"]:
+    best = min((r for r in rp["runs"] if r["policy"] == pol), key=lambda r: r["summary"]["total_us"])
+    assert f"best for {pol}: every {best['every']['n']} steps" in text, pol
 for sec in need:
     assert f'<section id="{sec}">' in text, f"section {sec} missing"
 for words in ["mean imbalance", "p99 imbalance", "p99 layer time", "tokens/s", "energy per token", "trace digest"]:
